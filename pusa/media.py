@@ -1,0 +1,195 @@
+"""Images and videos in, MP4 or PNG frames out.
+
+Inputs are fitted to the target size by center-crop (default) or letterbox, never stretched (the
+original demo stretched everything to 1280x720). Outputs are written to a temporary name and moved
+into place, so an error or an interrupt never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pusa.errors import MediaError
+
+ImageInput = "Image.Image | str | Path"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def load_image(source: Any, field: str = "image") -> Image.Image:
+    """An RGB image with EXIF orientation applied and transparency flattened onto white."""
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise MediaError(f"{field}: file not found: {path}")
+        try:
+            img = Image.open(path)
+            img.load()
+        except (UnidentifiedImageError, OSError) as e:
+            raise MediaError(f"{field}: {path.name} is not a readable image (PNG, JPEG or WebP): {e}") from None
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "P") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def fit_image(img: Image.Image, width: int, height: int, mode: str = "crop") -> Image.Image:
+    """Resize keeping the aspect ratio: ``crop`` fills and center-crops, ``letterbox`` pads with black."""
+    if mode == "crop":
+        return ImageOps.fit(img, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    if mode == "letterbox":
+        inner = ImageOps.contain(img, (width, height), method=Image.Resampling.LANCZOS)
+        canvas = Image.new("RGB", (width, height), (0, 0, 0))
+        canvas.paste(inner, ((width - inner.width) // 2, (height - inner.height) // 2))
+        return canvas
+    raise MediaError(f"fit: {mode!r} is not allowed; expected 'crop' or 'letterbox'")
+
+
+def read_video_frames(source: str | Path, max_frames: int | None = None, field: str = "video") -> list[Image.Image]:
+    """Decode up to ``max_frames`` frames of any video PyAV can read, as RGB images."""
+    import av
+
+    path = Path(source)
+    if not path.is_file():
+        raise MediaError(f"{field}: file not found: {path}")
+    frames: list[Image.Image] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{field}: {path.name} has no video stream")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_image().convert("RGB"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise MediaError(f"{field}: {path.name} is not a readable video: {e}") from None
+    if not frames:
+        raise MediaError(f"{field}: {path.name} contains no frames")
+    return frames
+
+
+def video_info(source: str | Path) -> dict[str, float]:
+    """Frame count, size, fps and duration, as decoded (for checking uploads and reading outputs)."""
+    import av
+
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(video=0))
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        return {"frames": count, "width": stream.codec_context.width, "height": stream.codec_context.height,
+                "fps": fps, "duration": count / fps if fps else 0.0}
+
+
+def to_uint8_frames(frames: Any) -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _atomic_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise MediaError(f"output: {path} already exists; choose another name or allow overwriting")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_mp4(frames: np.ndarray, path: str | Path, fps: int, metadata: dict[str, Any] | None = None,
+              overwrite: bool = False, crf: int = 17) -> Path:
+    """H.264/yuv420p MP4 (plays in browsers), settings embedded as the container comment."""
+    import av
+
+    frames = to_uint8_frames(frames)
+    path = Path(path)
+    _atomic_target(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with av.open(tmp, mode="w", format="mp4") as container:
+            if metadata:
+                container.metadata["comment"] = json.dumps(metadata, sort_keys=True)
+            stream = container.add_stream("libx264", rate=int(fps))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png_frames(frames: np.ndarray, folder: str | Path, metadata: dict[str, Any] | None = None,
+                     overwrite: bool = False) -> Path:
+    """Lossless PNG frames ``frame_00000.png ...`` plus ``settings.json``, moved into place whole."""
+    frames = to_uint8_frames(frames)
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise MediaError(f"output: folder {folder} is not empty; choose another folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(tmp / f"frame_{i:05d}.png")
+        if metadata:
+            (tmp / "settings.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def is_frame_folder_target(path: str | Path) -> bool:
+    """An ``--output`` that names a folder (existing, or ending in a slash, or without suffix)."""
+    text = str(path)
+    p = Path(text)
+    return p.is_dir() or text.endswith(("/", os.sep)) or p.suffix == ""
+
+
+def save_video(result: Any, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a ``GenerationResult`` as MP4 + JSON sidecar, or as PNG frames if ``path`` is a folder."""
+    meta = result.metadata()
+    if is_frame_folder_target(path):
+        return write_png_frames(result.frames, path, meta, overwrite)
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise MediaError(f"output: {path.name} must end in .mp4 (or name a folder for PNG frames)")
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists() and not overwrite:
+        raise MediaError(f"output: {sidecar} already exists; choose another name")
+    out = write_mp4(result.frames, path, result.fps, meta, overwrite)
+    write_json(meta, sidecar)
+    return out
+
+
+def iter_images(items: Iterable[Any] | None) -> list[Image.Image]:
+    return [load_image(x, field=f"images[{i}]") for i, x in enumerate(items or [])]
