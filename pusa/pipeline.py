@@ -18,7 +18,7 @@ from PIL import Image
 
 from pusa.conditions import build_conditions
 from pusa.errors import InputError, ModelLoadError
-from pusa.loading.components import load_text_encoder, load_tokenizer, load_transformer, load_vae
+from pusa.loading.components import quiet_library_progress, load_text_encoder, load_tokenizer, load_transformer, load_vae
 from pusa.loading.devices import check_offload, place, resolve_device, resolve_dtype
 from pusa.loading.layout import ModelLayout, detect_layout
 from pusa.loading.lora import LoraWeights, MergedLoras, load_lora
@@ -113,6 +113,7 @@ class PusaPipeline:
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
         ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``."""
         report = on_progress or (lambda component, status: None)
+        quiet_library_progress()
         check_offload(offload)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)

@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 WAN_HEAD_DIM = 128
 
 
+def quiet_library_progress() -> None:
+    """Our own progress reporting replaces the libraries' per-file bars (they would flood the CLI)."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+
+
 # ----------------------------------------------------------------------------- generic helpers
 
 def read_sharded_safetensors(folder: Path, stem: str = "diffusion_pytorch_model") -> dict[str, torch.Tensor]:
@@ -53,16 +62,30 @@ def read_sharded_safetensors(folder: Path, stem: str = "diffusion_pytorch_model"
     raise ModelLoadError(f"{folder}: no {stem}.safetensors (or sharded index) found")
 
 
-def read_pickle(path: Path) -> dict[str, torch.Tensor]:
-    """Read a torch pickle of tensors without running code (``weights_only=True``)."""
+def torch_load_tensors(path: Path) -> object:
+    """``torch.load`` with ``weights_only=True`` (a pickle from the internet must not run code),
+    memory-mapped when the file format allows it."""
     if not path.is_file():
         raise ModelLoadError(f"file not found: {path}")
+
+    def load(mmap: bool) -> object:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            return load(True)
+        except RuntimeError as e:  # legacy (non-zip) pickles cannot be memory-mapped
+            if "mmap" not in str(e) and "zip" not in str(e):
+                raise
+            return load(False)
     except Exception as e:
-        raise ModelLoadError(f"{path} is not a loadable weights file ({type(e).__name__}: {e})") from None
+        raise ModelLoadError(f"{path} is not a loadable weights file; pickles are read with weights_only=True and "
+                             f"may contain tensors only ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a torch pickle, unwrapping a ``{"state_dict": ...}`` holder."""
+    obj = torch_load_tensors(path)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

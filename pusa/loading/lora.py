@@ -73,13 +73,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # an unpickling error: the file wants to run code or is not a checkpoint
-        raise ModelLoadError(f"{path} is not a loadable weights file ({type(e).__name__}: {e}); pickles are "
-                             f"loaded with weights_only=True and may contain tensors only") from None
+    from pusa.loading.components import torch_load_tensors
+
+    obj = torch_load_tensors(path)
     return _unwrap(obj, path)
 
 
@@ -223,10 +219,10 @@ class MergedLoras:
     def _merge_module(self, name: str, mod: nn.Module, scales: tuple[float, ...]) -> None:
         weight = mod.weight
         device = self.compute_device or weight.device
-        w = self._originals[(name, "weight")].to(device, torch.float32)
+        w = self._originals[(name, "weight")].to(device, torch.float32, copy=True)
         b = None
         if (name, "bias") in self._originals:
-            b = self._originals[(name, "bias")].to(device, torch.float32)
+            b = self._originals[(name, "bias")].to(device, torch.float32, copy=True)
         for lora, scale in zip(self.loras, scales):
             entry = lora.modules.get(name)
             if entry is None or scale == 0.0:
