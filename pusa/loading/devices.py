@@ -54,7 +54,11 @@ def place(models: dict[str, nn.Module], device: torch.device, offload: str, keep
 
     ``model``: accelerate's sequential hooks move each whole component to the GPU when it runs and
     back after (what diffusers' ``enable_model_cpu_offload`` does). ``group``: diffusers' block-level
-    group offloading streams the DiT block by block; the other components use model offload.
+    group offloading moves the DiT block by block; the other components use model offload.
+
+    Group offloading runs without CUDA streams on purpose: with streams diffusers keeps separate
+    pinned CPU copies of the weights, and a LoRA re-merge (an alpha change) written into the
+    parameters would be silently replaced by those stale copies at the next onload.
     """
     check_offload(offload)
     if offload == "none" or device.type == "cpu":
@@ -71,7 +75,7 @@ def place(models: dict[str, nn.Module], device: torch.device, offload: str, keep
         if offload == "group" and name.startswith("transformer"):
             m.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
                                    offload_type="block_level", num_blocks_per_group=1,
-                                   use_stream=device.type == "cuda")
+                                   use_stream=False)
             continue
         m.to("cpu")
         _, hook = cpu_offload_with_hook(m, device, prev_module_hook=hook)
