@@ -154,6 +154,22 @@ def dit_config_from_original(folder: Path, state: dict[str, torch.Tensor]) -> di
                 eps=float(cfg.get("eps", 1e-6)), rope_max_seq_len=1024)
 
 
+def read_diffusers_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``config.json`` (without diffusers' private keys) and the weights of a diffusers component folder."""
+    config = json.loads(_require_file(folder / "config.json").read_text())
+    return {k: v for k, v in config.items() if not k.startswith("_")}, read_sharded_safetensors(folder)
+
+
+def build_model(cls: type, config: dict, state: dict[str, torch.Tensor], what: str, dtype: torch.dtype,
+                keep_fp32: tuple[str, ...] = ()) -> nn.Module:
+    """Instantiate ``cls`` without allocating, then load the checked ``state`` into it."""
+    try:
+        model = _meta_init(cls, **config)
+    except TypeError as e:
+        raise ModelLoadError(f"{what}: the config does not describe a {cls.__name__} ({e})") from None
+    return load_into(model, state, what, dtype, keep_fp32)
+
+
 def load_transformer(folder: Path, original: bool, dtype: torch.dtype) -> nn.Module:
     """The Wan DiT of one folder (original sharded layout or a diffusers ``transformer/``)."""
     from diffusers import WanTransformer3DModel
@@ -164,14 +180,9 @@ def load_transformer(folder: Path, original: bool, dtype: torch.dtype) -> nn.Mod
         config = dit_config_from_original(folder, raw)
         state = convert_wan_transformer_to_diffusers(raw)
     else:
-        config = json.loads(_require_file(folder / "config.json").read_text())
-        config = {k: v for k, v in config.items() if not k.startswith("_")}
-        state = read_sharded_safetensors(folder)
-    try:
-        model = _meta_init(WanTransformer3DModel, **config)
-    except TypeError as e:
-        raise ModelLoadError(f"{folder}: config.json does not describe a Wan transformer ({e})") from None
-    return load_into(model, state, f"transformer ({folder})", dtype, tuple(WanTransformer3DModel._keep_in_fp32_modules))
+        config, state = read_diffusers_folder(folder)
+    return build_model(WanTransformer3DModel, config, state, f"transformer ({folder})", dtype,
+                       tuple(WanTransformer3DModel._keep_in_fp32_modules))
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -184,21 +195,13 @@ def load_vae(path: Path, dtype: torch.dtype) -> nn.Module:
     if path.is_file():
         raw = read_pickle(path)
         try:
-            base_dim = int(raw["encoder.conv1.weight"].shape[0])
-            z_dim = int(raw["conv2.weight"].shape[0])
+            config = dict(base_dim=int(raw["encoder.conv1.weight"].shape[0]), z_dim=int(raw["conv2.weight"].shape[0]))
         except KeyError as e:
             raise ModelLoadError(f"{path}: not a Wan VAE checkpoint (no {e.args[0]!r})") from None
-        config = dict(base_dim=base_dim, z_dim=z_dim)
         state = convert_wan_vae_to_diffusers(raw)
     else:
-        config = json.loads(_require_file(path / "config.json").read_text())
-        config = {k: v for k, v in config.items() if not k.startswith("_")}
-        state = read_sharded_safetensors(path)
-    try:
-        model = _meta_init(AutoencoderKLWan, **config)
-    except TypeError as e:
-        raise ModelLoadError(f"{path}: config does not describe a Wan VAE ({e})") from None
-    return load_into(model, state, f"VAE ({path})", dtype)
+        config, state = read_diffusers_folder(path)
+    return build_model(AutoencoderKLWan, config, state, f"VAE ({path})", dtype)
 
 
 # ----------------------------------------------------------------------------- UMT5
