@@ -1,0 +1,140 @@
+"""The REST API under ``/api``: jobs, their videos, health and readiness.
+
+Every error is JSON ``{"detail": str, "errors": [{"field", "message"}]}`` with a precise status:
+422 for bad settings or unreadable inputs (naming the field), 413 for uploads over a limit, 404 for
+unknown ids, 409 for a request the job's state does not allow, 503 when the model failed to load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pusa.errors import SettingsError
+from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
+from pusa.service.store import STATUSES
+from pusa.service.uploads import UploadRejected
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    """One error shape for every failure, so clients can always find the field."""
+    return JSONResponse({"detail": detail, "errors": errors or []}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the service's exceptions to status codes (and FastAPI's own 422s to the same shape)."""
+
+    @app.exception_handler(SettingsError)
+    async def _settings(_: Request, e: SettingsError) -> JSONResponse:
+        return error_response(422, str(e), [{"field": p.field, "message": p.message} for p in e.problems])
+
+    @app.exception_handler(UploadRejected)
+    async def _upload(_: Request, e: UploadRejected) -> JSONResponse:
+        return error_response(e.status, str(e), [{"field": e.field, "message": e.message}])
+
+    @app.exception_handler(JobNotFound)
+    async def _missing(_: Request, e: JobNotFound) -> JSONResponse:
+        return error_response(404, e.args[0])
+
+    @app.exception_handler(JobConflict)
+    async def _conflict(_: Request, e: JobConflict) -> JSONResponse:
+        return error_response(409, str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        detail = "no such API route" if e.status_code == 404 else str(e.detail)
+        return error_response(e.status_code, detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in e.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+            errors.append({"field": ".".join(loc) or "request", "message": err.get("msg", "invalid")})
+        return error_response(422, "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors)
+
+
+def build_router(service: JobService) -> APIRouter:
+    """All ``/api`` routes, bound to one job service."""
+    router = APIRouter()
+
+    @router.get("/health", summary="Liveness: answers at once, also while the model loads")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": service.host.snapshot(), "queue": service.store.counts(),
+                "running_job": service.current_job}
+
+    @router.get("/ready", summary="200 once generation can start, 503 while loading or after a load failure",
+                responses={503: {"description": "not ready"}})
+    def ready() -> JSONResponse:
+        snap = service.host.snapshot()
+        return JSONResponse({"ready": service.host.ready, "model": snap}, status_code=200 if service.host.ready else 503)
+
+    @router.post("/jobs", status_code=201, summary="Submit a generation job",
+                 responses={413: {"description": "an upload is over a limit"},
+                            422: {"description": "bad settings or unreadable input; names the field"}})
+    def submit(
+        settings: str = Form(..., description='JSON object of generation settings, e.g. '
+                                              '{"task": "i2v", "prompt": "...", "steps": 10}'),
+        images: list[UploadFile] = File(default=[], description="Condition images, in position order"),
+        video: UploadFile | None = File(default=None, description="Input video (v2v)"),
+    ) -> JSONResponse:
+        try:
+            raw = json.loads(settings)
+        except json.JSONDecodeError as e:
+            return error_response(422, f"settings: not valid JSON ({e})",
+                                  [{"field": "settings", "message": f"not valid JSON ({e})"}])
+        if not isinstance(raw, dict):
+            return error_response(422, "settings: must be a JSON object",
+                                  [{"field": "settings", "message": "must be a JSON object"}])
+        ups = [Upload(field=f"images[{i}]", stream=f.file, filename=f.filename) for i, f in enumerate(images)]
+        vid = Upload(field="video", stream=video.file, filename=video.filename) if video is not None else None
+        try:
+            job = service.submit(raw, ups, vid)
+        except RuntimeError as e:
+            if isinstance(e, JobConflict):
+                raise
+            return error_response(503, str(e))
+        body = service.job_dict(job)
+        return JSONResponse(body, status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @router.get("/jobs", summary="List jobs, newest first")
+    def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
+                  status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}")) -> Any:
+        if status is not None and status not in STATUSES:
+            return error_response(422, f"status: {status!r} is not one of {', '.join(STATUSES)}",
+                                  [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}])
+        jobs, total = service.store.list(limit, offset, status)
+        return {"items": [service.job_dict(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
+
+    @router.get("/jobs/{job_id}", summary="Status, queue position, progress, settings, timings")
+    def get_job(job_id: str) -> dict[str, Any]:
+        return service.job_dict(service.get(job_id))
+
+    @router.get("/jobs/{job_id}/video", summary="The finished MP4", response_class=FileResponse,
+                responses={409: {"description": "the job has no video (yet)"}})
+    def get_video(job_id: str) -> Any:
+        job = service.get(job_id)
+        path = service.output_path(job)
+        if path is None:
+            return error_response(409, f"job {job_id} has no video (status: {job.status})")
+        return FileResponse(path, media_type="video/mp4", filename=f"pusa-{job.task}-{job.id}.mp4")
+
+    @router.delete("/jobs/{job_id}", summary="Cancel a queued/running job, or delete a finished one")
+    def delete_job(job_id: str) -> dict[str, Any]:
+        action = service.cancel_or_delete(job_id)
+        return {"id": job_id, "action": action}
+
+    @router.post("/jobs/{job_id}/resubmit", status_code=201, summary="Queue a finished job again (same inputs)")
+    def resubmit(job_id: str) -> JSONResponse:
+        job = service.resubmit(job_id)
+        return JSONResponse(service.job_dict(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+
+    return router

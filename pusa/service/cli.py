@@ -1,0 +1,103 @@
+"""``pusa serve``: the web studio and HTTP job service in one process.
+
+Registered by ``pusa/cli.py`` through :func:`add_serve_parser`; ``python -m pusa.service`` runs the
+same command on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from pusa.service.config import TOKEN_ENV, ServiceConfig, UploadLimits
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_LIMITS = UploadLimits()
+
+
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` subcommand (options: network, data, limits, and the engine's model/device)."""
+    p = subparsers.add_parser(
+        "serve", help="run the web studio (/) and the HTTP job API (/api)",
+        description="Serve the Pusa studio at http://HOST:PORT/ and the job API at /api (docs at /api/docs). "
+                    "The page answers at once; the model loads in the background.")
+    add_serve_options(p)
+    p.set_defaults(handler=cmd_serve)
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    """The serve options, shared by ``pusa serve`` and ``python -m pusa.service``."""
+    from pusa.cli_options import add_engine_options
+
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, this machine "
+                                                       "only; use 0.0.0.0 to share, together with --token)")
+    g.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    g.add_argument("--data-dir", default="pusa-data", metavar="DIR",
+                   help="job database, uploads and outputs (default: ./pusa-data)")
+    g.add_argument("--token", default=None, help=f"require this access token on every route (default: ${TOKEN_ENV} "
+                                                 f"if set); browsers open http://HOST:PORT/?token=TOKEN once")
+    g.add_argument("--no-studio", action="store_true", help="serve only the HTTP API")
+    lim = p.add_argument_group("upload limits (larger uploads get HTTP 413)")
+    lim.add_argument("--max-upload-mb", type=float, default=_DEFAULT_LIMITS.max_bytes / 1024 / 1024,
+                     help="per file, in MB (default: %(default)g)")
+    lim.add_argument("--max-pixels", type=int, default=_DEFAULT_LIMITS.max_pixels,
+                     help="width*height of an image or video frame (default: %(default)d)")
+    lim.add_argument("--max-video-seconds", type=float, default=_DEFAULT_LIMITS.max_video_seconds,
+                     help="duration of an uploaded video (default: %(default)g)")
+    lim.add_argument("--max-images", type=int, default=_DEFAULT_LIMITS.max_images,
+                     help="images per job (default: %(default)d)")
+    add_engine_options(p)
+
+
+def config_from_args(args: argparse.Namespace) -> ServiceConfig:
+    """Parsed options -> ServiceConfig (the engine options come from the shared CLI helper)."""
+    from pusa.cli_options import engine_kwargs
+
+    return ServiceConfig(
+        data_dir=Path(args.data_dir), model=Path(args.model).expanduser() if args.model else None,
+        engine_options=engine_kwargs(args), token=args.token or os.environ.get(TOKEN_ENV) or None,
+        limits=UploadLimits(max_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                            max_video_seconds=args.max_video_seconds, max_images=args.max_images),
+        host=args.host, port=args.port, studio=not args.no_studio)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; returns the process exit code."""
+    import uvicorn
+
+    from pusa.service.app import create_app
+
+    for name, value in (("--port", args.port), ("--max-images", args.max_images), ("--max-pixels", args.max_pixels)):
+        if value <= 0:
+            log.error("%s must be positive (got %s)", name, value)
+            return 2
+    if args.max_upload_mb <= 0 or args.max_video_seconds <= 0:
+        log.error("--max-upload-mb and --max-video-seconds must be positive")
+        return 2
+    config = config_from_args(args)
+    if config.token is None and config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without --token: anyone who can reach this port can use the studio and API",
+                    config.host)
+    app = create_app(config)
+    log.info("Pusa studio on http://%s:%d/  (API docs: /api/docs, data: %s, model: %s)", config.host, config.port,
+             config.data_dir, config.model_label)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                           lifespan="on", timeout_graceful_shutdown=10))
+    server.run()
+    # uvicorn returns normally both on Ctrl-C and when startup failed (e.g. the data dir is in use)
+    return 0 if server.started else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pusa.service``: the serve command without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m pusa.service", description="Serve the Pusa studio and API.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_serve_options(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return cmd_serve(args)

@@ -1,0 +1,350 @@
+"""The job service: submission (validation + uploads), the worker thread, cancel and resubmit.
+
+Both the HTTP API and the Gradio studio call this one class, so a job submitted from the page and
+one submitted with curl go through the same checks, the same queue and the same worker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pusa.errors import GenerationCancelled, InputError, SettingsError
+from pusa.service import uploads
+from pusa.service.config import ServiceConfig
+from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
+from pusa.service.store import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobStore, is_valid_job_id,
+                                new_job_id)
+from pusa.settings import GenerationSettings, ModelDefaults
+
+log = logging.getLogger(__name__)
+
+# How much of the progress bar each engine phase fills (denoising dominates the time).
+PHASE_SPAN = {"waiting": (0.0, 0.0), "text": (0.0, 0.05), "encode": (0.05, 0.1), "denoise": (0.1, 0.95),
+              "decode": (0.95, 1.0)}
+
+
+class DataDirBusy(RuntimeError):
+    """Another live server holds this data dir; two workers on one queue would corrupt job states."""
+
+
+class JobNotFound(KeyError):
+    """No job with this id (HTTP 404)."""
+
+
+class JobConflict(RuntimeError):
+    """The job is in a state that does not allow the request (HTTP 409)."""
+
+
+@dataclass
+class Upload:
+    """One incoming file: either an open stream (HTTP) or a path on disk (Gradio)."""
+
+    field: str
+    stream: BinaryIO | None = None
+    path: Path | None = None
+    filename: str | None = None
+
+
+def progress_fraction(job: Job) -> float:
+    """Overall 0..1 progress from the phase and step the engine last reported."""
+    if job.status == SUCCEEDED:
+        return 1.0
+    if job.status != RUNNING or not job.phase:
+        return 0.0
+    lo, hi = PHASE_SPAN.get(job.phase, (0.0, 0.0))
+    if job.total:
+        return round(lo + (hi - lo) * min(job.step or 0, job.total) / job.total, 4)
+    return lo
+
+
+class JobService:
+    """Owns the store, the model host and the single worker thread for this process's device."""
+
+    def __init__(self, config: ServiceConfig, host: ModelHost):
+        self.config = config
+        self.host = host
+        self.store = JobStore(config.data_dir)
+        self.staging_dir = self.store.uploads_dir / ".staging"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._cancel: set[str] = set()
+        self._cancel_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._lock_file: Any = None
+        self.current_job: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Lock the data dir, fail jobs a dead process left running, start loading and the worker."""
+        self._acquire_dir_lock()
+        recovered = self.store.recover_interrupted()
+        if recovered:
+            log.warning("%d job(s) were running when the last server stopped; marked failed: %s",
+                        len(recovered), ", ".join(recovered))
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
+        self.host.start()
+        self._thread = threading.Thread(target=self._worker, name="pusa-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker (cancelling its job at the next step) and release the data dir."""
+        self._stop.set()
+        if self.current_job:
+            self._request_cancel(self.current_job)
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.store.close()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _acquire_dir_lock(self) -> None:
+        f = open(self.config.data_dir / ".lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise DataDirBusy(f"another pusa server is using the data dir {self.config.data_dir}; stop it or "
+                              f"choose another --data-dir") from None
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock_file = f
+
+    # ------------------------------------------------------------------ submission
+
+    def validate(self, raw: dict[str, Any], n_images: int, has_video: bool) -> GenerationSettings:
+        """Validate at the edge with the engine's own rules (raises SettingsError).
+
+        With the model loaded this is exactly the engine's check. While it still loads, the
+        model's default frame count is unknown, so positions are checked against the largest
+        allowed length and Wan2.2-only fields are let through; the worker re-validates with the
+        loaded model before running, and a job that fails then ends 'failed' with the field named.
+        """
+        settings = GenerationSettings.parse(raw)
+        engine = self.host.engine
+        if engine is not None:
+            engine.validate(settings, n_images, has_video)
+        else:
+            settings.resolve(ModelDefaults(frames=settings.frames or 1001), n_images=n_images,
+                             has_video=has_video, wan22=True)
+        return settings
+
+    def submit(self, raw: dict[str, Any], images: list[Upload] | None = None, video: Upload | None = None,
+               *, resubmitted_from: str | None = None) -> Job:
+        """Validate, check and store the inputs, and queue the job. Raises SettingsError / UploadRejected."""
+        if self.host.state == HOST_FAILED:
+            raise RuntimeError(f"the model failed to load, so no job can run: {self.host.error}")
+        images = images or []
+        limits = self.config.limits
+        if len(images) > limits.max_images:
+            raise uploads.UploadRejected("images", f"{len(images)} images; the limit is {limits.max_images}", 413)
+        settings = self.validate(raw, len(images), video is not None)
+        staged: list[uploads.StagedFile] = []
+        path: Path | None = None
+        try:
+            for up in images:
+                path = self._stage(up)
+                staged.append(uploads.check_image(path, up.field, limits))
+                path = None
+            if video is not None:
+                path = self._stage(video)
+                staged.append(uploads.check_video(path, video.field, limits, video.filename))
+                path = None
+        except BaseException:
+            uploads.discard(staged)
+            if path is not None:  # copied but refused by the check
+                path.unlink(missing_ok=True)
+            raise
+        job_id = new_job_id()
+        stems = [f"image_{i:02d}" for i in range(len(images))] + (["video"] if video is not None else [])
+        paths = uploads.commit(list(zip(staged, stems)), self.store.uploads_dir / job_id)
+        rel = [p.relative_to(self.config.data_dir).as_posix() for p in paths]
+        image_rel, video_rel = (rel[:-1], rel[-1]) if video is not None else (rel, None)
+        # what the user asked for (seed left open stays open on "reuse"), not the filled-in values
+        requested = settings.model_dump(mode="json", exclude_unset=True)
+        job = self.store.create(job_id, settings.task, requested, image_rel, video_rel,
+                                resubmitted_from=resubmitted_from)
+        log.info("queued job %s (%s)", job_id, settings.task)
+        self._wake.set()
+        return job
+
+    def _stage(self, up: Upload) -> Path:
+        if up.stream is not None:
+            return uploads.copy_limited(up.stream, self.staging_dir, up.field, self.config.limits)
+        assert up.path is not None
+        return uploads.stage_path(Path(up.path), self.staging_dir, up.field, self.config.limits)
+
+    def resubmit(self, job_id: str) -> Job:
+        """Queue a copy of a finished job: same settings (and seed, if one was used) and inputs."""
+        old = self.get(job_id)
+        if not old.finished:
+            raise JobConflict(f"job {job_id} is {old.status}; only a finished job can be resubmitted")
+        raw = dict(old.settings)
+        if "seed" not in raw and old.resolved and old.resolved.get("seed") is not None and old.status != SUCCEEDED:
+            # an interrupted or failed run: reproduce the exact attempt
+            raw["seed"] = old.resolved["seed"]
+        new_id = new_job_id()
+        job_dir = self.store.uploads_dir / new_id
+        try:
+            files = uploads.copy_inputs(old.images + ([old.video] if old.video else []), self.config.data_dir,
+                                        job_dir)
+        except OSError as e:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise JobConflict(f"the inputs of job {job_id} are no longer available ({e})") from None
+        image_rel, video_rel = (files[:-1], files[-1]) if old.video else (files, None)
+        job = self.store.create(new_id, old.task, raw, image_rel, video_rel, resubmitted_from=job_id)
+        self._wake.set()
+        return job
+
+    # ------------------------------------------------------------------ queries and control
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id) if is_valid_job_id(job_id) else None
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return job
+
+    def output_path(self, job: Job) -> Path | None:
+        """The job's video, only if it lies inside the data dir's outputs (nothing else is served)."""
+        if job.status != SUCCEEDED or not job.output:
+            return None
+        path = (self.config.data_dir / job.output).resolve()
+        if not path.is_relative_to(self.store.outputs_dir.resolve()) or not path.is_file():
+            return None
+        return path
+
+    def cancel_or_delete(self, job_id: str) -> str:
+        """Cancel a queued/running job, delete a finished one. Returns 'cancelled', 'cancelling' or 'deleted'."""
+        job = self.get(job_id)
+        if job.status == QUEUED and self.store.cancel_queued(job_id):
+            shutil.rmtree(self.store.uploads_dir / job_id, ignore_errors=True)
+            return "cancelled"
+        job = self.get(job_id)
+        if job.status == RUNNING:
+            self.store.request_cancel(job_id)
+            self._request_cancel(job_id)
+            return "cancelling"
+        if job.finished and self.store.delete(job_id):
+            shutil.rmtree(self.store.uploads_dir / job_id, ignore_errors=True)
+            shutil.rmtree(self.store.outputs_dir / job_id, ignore_errors=True)
+            return "deleted"
+        raise JobConflict(f"job {job_id} changed state ({job.status}); try again")
+
+    def _request_cancel(self, job_id: str) -> None:
+        with self._cancel_lock:
+            self._cancel.add(job_id)
+
+    def _cancelled(self, job_id: str) -> bool:
+        with self._cancel_lock:
+            return job_id in self._cancel
+
+    # ------------------------------------------------------------------ the worker
+
+    def _worker(self) -> None:
+        """Run jobs one at a time, oldest first, once the model is ready."""
+        while not self._stop.is_set():
+            if not self.host.done.wait(0.5):
+                continue
+            if self.host.state == HOST_FAILED:
+                n = self.store.fail_queued(f"the model failed to load: {self.host.error}")
+                if n:
+                    log.error("failed %d queued job(s): model did not load", n)
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            job = self.store.claim_next()
+            if job is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self.current_job = job.id
+            try:
+                self._run(job)
+            finally:
+                self.current_job = None
+                with self._cancel_lock:
+                    self._cancel.discard(job.id)
+
+    def _run(self, job: Job) -> None:
+        engine = self.host.engine
+        assert engine is not None
+        t0 = time.time()
+        timings: dict[str, float] = {"queued": round(t0 - job.created_at, 3)}
+        resolved: GenerationSettings | None = None
+        try:
+            settings = GenerationSettings.parse(job.settings)
+            resolved = engine.validate(settings, len(job.images), job.video is not None)
+            self.store.set_resolved(job.id, resolved.to_public_dict())
+
+            def callback(info: Any) -> None:
+                self.store.set_progress(job.id, str(info.phase), int(info.step), int(info.total))
+                if self._cancelled(job.id):
+                    raise GenerationCancelled(f"job {job.id} cancelled")
+
+            if self._cancelled(job.id):
+                raise GenerationCancelled(f"job {job.id} cancelled")
+            result = engine.generate(resolved, images=[self.config.data_dir / p for p in job.images],
+                                     video=self.config.data_dir / job.video if job.video else None,
+                                     callback=callback)
+            out_dir = self.store.outputs_dir / job.id
+            out_dir.mkdir(parents=True, exist_ok=True)
+            out = out_dir / f"{job.id}.mp4"
+            if out.exists():  # never overwrite a finished output
+                raise RuntimeError(f"output {out} already exists; refusing to overwrite it")
+            engine.save(result, out)
+            timings.update({k: round(float(v), 3) for k, v in (getattr(result, "timings", None) or {}).items()})
+            timings["total"] = round(time.time() - t0, 3)
+            final = getattr(result, "settings", None) or resolved
+            self.store.finish(job.id, SUCCEEDED, output=out.relative_to(self.config.data_dir).as_posix(),
+                              timings=timings, resolved=final.to_public_dict())
+            log.info("job %s succeeded in %.1f s", job.id, timings["total"])
+        except GenerationCancelled:
+            timings["total"] = round(time.time() - t0, 3)
+            self.store.finish(job.id, CANCELLED, timings=timings, error="cancelled while running")
+            log.info("job %s cancelled", job.id)
+        except SettingsError as e:
+            self.store.finish(job.id, FAILED, timings=timings, error=str(e),
+                              error_field=e.problems[0].field if e.problems else None)
+        except InputError as e:
+            self.store.finish(job.id, FAILED, timings=timings, error=str(e))
+        except Exception as e:  # the worker must survive any single job's failure
+            log.exception("job %s failed", job.id)
+            self.store.finish(job.id, FAILED, timings=timings, error=f"internal error: {type(e).__name__}: {e}")
+
+    # ------------------------------------------------------------------ presentation
+
+    def job_dict(self, job: Job) -> dict[str, Any]:
+        """The API's JSON for a job (the studio shows the same fields)."""
+        resolved = job.resolved or {}
+        return {
+            "id": job.id,
+            "status": job.status,
+            "task": job.task,
+            "queue_position": self.store.queue_position(job),
+            "progress": {"phase": job.phase, "step": job.step, "total": job.total,
+                         "fraction": progress_fraction(job)},
+            "cancel_requested": job.cancel_requested,
+            "settings": job.settings,
+            "resolved_settings": job.resolved,
+            "seed": resolved.get("seed"),
+            "timings": job.timings,
+            "error": job.error,
+            "error_field": job.error_field,
+            "inputs": {"images": len(job.images), "video": job.video is not None},
+            "video_url": f"/api/jobs/{job.id}/video" if job.status == SUCCEEDED and job.output else None,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "resubmitted_from": job.resubmitted_from,
+        }

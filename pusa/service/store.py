@@ -1,0 +1,245 @@
+"""Durable job store: one SQLite file in the data dir, the job's files beside it.
+
+Layout of a data dir::
+
+    jobs.sqlite3            the job table (WAL mode)
+    uploads/<job id>/       the job's input images / video (written atomically)
+    outputs/<job id>/       the job's video + JSON sidecar (never overwritten)
+
+SQLite (not an in-memory queue) is what lets history, queue order and the "running when the
+process died" state survive a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+INTERRUPTED_REASON = ("interrupted: the server stopped while this job was running; "
+                      "resubmit it to run it again")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    status TEXT NOT NULL,
+    task TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    resolved TEXT,
+    images TEXT NOT NULL DEFAULT '[]',
+    video TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    phase TEXT,
+    step INTEGER,
+    total INTEGER,
+    timings TEXT,
+    error TEXT,
+    error_field TEXT,
+    output TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    resubmitted_from TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
+"""
+
+
+@dataclass
+class Job:
+    """One row of the job table, with JSON columns decoded."""
+
+    seq: int
+    id: str
+    status: str
+    task: str
+    settings: dict[str, Any]
+    resolved: dict[str, Any] | None
+    images: list[str]
+    video: str | None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    phase: str | None = None
+    step: int | None = None
+    total: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    error_field: str | None = None
+    output: str | None = None
+    cancel_requested: bool = False
+    resubmitted_from: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Job":
+        d = dict(row)
+        for key, empty in (("settings", {}), ("images", [])):
+            d[key] = json.loads(d[key]) if d[key] else empty
+        d["resolved"] = json.loads(d["resolved"]) if d["resolved"] else None
+        d["timings"] = json.loads(d["timings"]) if d["timings"] else {}
+        d["cancel_requested"] = bool(d["cancel_requested"])
+        return cls(**d)
+
+
+def new_job_id() -> str:
+    """Random, URL- and path-safe id (hex only, so it can never escape the data dir)."""
+    return uuid.uuid4().hex[:16]
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    """Ids come from URLs; only our own hex ids may ever become a path component."""
+    return 1 <= len(job_id) <= 32 and all(c in "0123456789abcdef" for c in job_id)
+
+
+class JobStore:
+    """Thread-safe access to the job table (one connection guarded by a lock)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir = self.data_dir / "uploads"
+        self.outputs_dir = self.data_dir / "outputs"
+        self.uploads_dir.mkdir(exist_ok=True)
+        self.outputs_dir.mkdir(exist_ok=True)
+        self.path = self.data_dir / "jobs.sqlite3"
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _one(self, sql: str, args: tuple = ()) -> Job | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return Job.from_row(row) if row else None
+
+    def _exec(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    # ------------------------------------------------------------------ create / read
+
+    def create(self, job_id: str, task: str, settings: dict[str, Any], images: list[str], video: str | None,
+               resubmitted_from: str | None = None) -> Job:
+        """Insert a queued job; its files must already be in ``uploads/<id>/``."""
+        self._exec("INSERT INTO jobs (id, status, task, settings, images, video, created_at, resubmitted_from) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (job_id, QUEUED, task, json.dumps(settings), json.dumps(images), video, time.time(),
+                    resubmitted_from))
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    def list(self, limit: int = 20, offset: int = 0, status: str | None = None) -> tuple[list[Job], int]:
+        """Newest first; returns (page, total matching)."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
+            rows = self._db.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                                    (*args, limit, offset)).fetchall()
+        return [Job.from_row(r) for r in rows], total
+
+    def queue_position(self, job: Job) -> int | None:
+        """1-based place among queued jobs (1 = next to run); None when not queued."""
+        if job.status != QUEUED:
+            return None
+        with self._lock:
+            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?",
+                                     (QUEUED, job.seq)).fetchone()[0]
+        return ahead + 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        out = {s: 0 for s in STATUSES}
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # ------------------------------------------------------------------ state transitions
+
+    def claim_next(self) -> Job | None:
+        """Atomically move the oldest queued job to running and return it."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            changed = self._db.execute("UPDATE jobs SET status = ?, started_at = ?, phase = 'waiting' "
+                                       "WHERE id = ? AND status = ?",
+                                       (RUNNING, time.time(), row[0], QUEUED)).rowcount
+            return self.get(row[0]) if changed else None
+
+    def set_resolved(self, job_id: str, resolved: dict[str, Any]) -> None:
+        self._exec("UPDATE jobs SET resolved = ? WHERE id = ?", (json.dumps(resolved), job_id))
+
+    def set_progress(self, job_id: str, phase: str, step: int, total: int) -> None:
+        self._exec("UPDATE jobs SET phase = ?, step = ?, total = ? WHERE id = ? AND status = ?",
+                   (phase, step, total, job_id, RUNNING))
+
+    def finish(self, job_id: str, status: str, *, output: str | None = None, timings: dict[str, float] | None = None,
+               error: str | None = None, error_field: str | None = None,
+               resolved: dict[str, Any] | None = None) -> None:
+        """Record the end of a running job (succeeded, failed or cancelled)."""
+        assert status in TERMINAL
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, output = COALESCE(?, output), timings = ?, "
+                "error = ?, error_field = ?, resolved = COALESCE(?, resolved) WHERE id = ?",
+                (status, time.time(), output, json.dumps(timings or {}), error, error_field,
+                 json.dumps(resolved) if resolved is not None else None, job_id))
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False if it is no longer queued."""
+        return self._exec("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status = ?",
+                          (CANCELLED, time.time(), "cancelled before it started", job_id, QUEUED)) == 1
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Flag a running job; the worker stops it at the next step."""
+        return self._exec("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = ?",
+                          (job_id, RUNNING)) == 1
+
+    def fail_queued(self, reason: str) -> int:
+        """Fail every queued job (used when the model cannot load: they could never run)."""
+        return self._exec("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE status = ?",
+                          (FAILED, time.time(), reason, QUEUED))
+
+    def recover_interrupted(self) -> list[str]:
+        """Jobs left 'running' by a dead process come back failed, with the reason, ready to resubmit."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
+            self._db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE status = ?",
+                             (FAILED, time.time(), INTERRUPTED_REASON, RUNNING))
+        return ids
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job's row (its files are removed by the caller)."""
+        return self._exec("DELETE FROM jobs WHERE id = ? AND status IN (?, ?, ?)", (job_id, *TERMINAL)) == 1
+
+    def iter_all(self) -> Iterator[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+        for r in rows:
+            yield Job.from_row(r)

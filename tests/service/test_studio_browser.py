@@ -1,0 +1,214 @@
+"""The studio in a real browser (Debian's chromium driven by Playwright), one test per tab.
+
+Install both with ``scripts/install_browser.sh``. The server runs the real engine on the tiny
+model, slowed per denoising step so the live progress bar can be seen. Screenshots of every tab
+are written to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pusa.service.app import create_app
+
+from .conftest import LiveServer, make_config, slow_loader, write_png, write_video
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium (run scripts/install_browser.sh)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
+                                                             "(run scripts/install_browser.sh)")
+
+expect = sync_api.expect
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+TAB_NAMES = {"i2v": "Image→Video", "keyframes": "Multi-frame→Video", "v2v": "Video→Video", "t2v": "Text→Video"}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    config = make_config(tmp_path_factory.mktemp("studio-data"), tiny_model)
+    app = create_app(config, loader=slow_loader(config, 0.2), studio=True)
+    with LiveServer(app) as srv:
+        deadline = time.time() + 60
+        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.host.ready:
+            assert time.time() < deadline, "studio or model not ready"
+            time.sleep(0.2)
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("browser-inputs")
+    return {"a": write_png(d / "start.png"), "b": write_png(d / "end.png", color=(20, 180, 60)),
+            "video": write_video(d / "clip.mp4", frames=9)}
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
+    pg = ctx.new_page()
+    pg.goto(server.url)
+    pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
+    yield pg
+    ctx.close()
+
+
+def textbox(page, elem_id: str):
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def generate_and_check(page, task: str) -> None:
+    """Click Generate, watch the progress bar move, and wait for a playable <video>."""
+    page.locator(f"#{task}-generate").click()
+    page.wait_for_selector(f'#{task}-status-box[data-status="running"] progress', timeout=30_000)
+    fractions = set()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        box = page.locator(f"#{task}-status-box")
+        status = box.get_attribute("data-status")
+        fractions.add(page.locator(f"#{task}-status-box progress").get_attribute("value"))
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert status == "succeeded", page.locator(f"#{task}-status").inner_text()
+    assert len(fractions) >= 3, f"progress bar did not move: {fractions}"
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('#{task}-video video'); return v && v.duration > 0; }}",
+        timeout=30_000)
+    duration = page.evaluate(f"document.querySelector('#{task}-video video').duration")
+    assert duration > 0
+    expect(page.locator(f"#{task}-download")).to_be_visible(timeout=10_000)
+    expect(page.locator(f"#{task}-seed-info")).to_contain_text("seed", timeout=10_000)
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tmp = SHOTS / f".{name}.tmp.png"
+    page.screenshot(path=str(tmp), full_page=True)
+    shutil.move(tmp, SHOTS / f"{name}.png")
+
+
+def open_tab(page, task: str) -> None:
+    page.get_by_role("tab", name=TAB_NAMES[task]).click()
+    page.locator(f"#{task}-generate").wait_for(state="visible")
+
+
+def test_image_to_video_tab(page, inputs) -> None:
+    open_tab(page, "i2v")
+    page.locator("#i2v-image input[type=file]").set_input_files(str(inputs["a"]))
+    page.locator("#i2v-image img").first.wait_for(timeout=15_000)
+    textbox(page, "i2v-prompt").fill("a sunrise over the sea")
+    set_number(page, "i2v-noise_multiplier", "0.3")
+    set_number(page, "i2v-steps", "5")
+    generate_and_check(page, "i2v")
+    shoot(page, "i2v")
+    # "reuse these settings" puts the used seed into the seed box
+    seed_text = page.locator("#i2v-seed-info").inner_text()
+    page.locator("#i2v-reuse").click()
+    page.locator("#i2v-more").get_by_text("More settings").click()
+    seed_box = page.locator("#i2v-seed input").first
+    seed_box.wait_for(state="visible", timeout=10_000)
+    deadline = time.time() + 10
+    while seed_box.input_value() == "-1" and time.time() < deadline:
+        time.sleep(0.1)
+    assert seed_box.input_value() != "-1" and seed_box.input_value() in seed_text
+
+
+def test_multi_frame_tab_with_timeline(page, inputs) -> None:
+    open_tab(page, "keyframes")
+    page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
+    page.locator("#keyframes-image-0 img").first.wait_for(timeout=15_000)
+    page.locator("#keyframes-image-1 input[type=file]").set_input_files(str(inputs["b"]))
+    page.locator("#keyframes-image-1 img").first.wait_for(timeout=15_000)
+    # two images on a 9-frame model (3 latent slots): spread to the first and last slot
+    expect(page.locator("#keyframes-timeline .pusa-slot.pinned")).to_have_count(2, timeout=15_000)
+    assert textbox(page, "keyframes-cond_positions").input_value() == "0,2"
+    # the typed form still works and updates the per-image controls and the timeline
+    textbox(page, "keyframes-cond_positions").fill("0,1")
+    textbox(page, "keyframes-noise_multipliers").fill("0.2,0.5")
+    expect(page.locator("#keyframes-pos-1 input").first).to_have_value("1", timeout=10_000)
+    timeline = page.locator("#keyframes-timeline")
+    expect(timeline).to_contain_text("Image 2 pins latent slot 1 = pixel frames 1–4, multiplier 0.5", timeout=10_000)
+    textbox(page, "keyframes-prompt").fill("the sun climbs into the sky")
+    set_number(page, "keyframes-steps", "5")
+    generate_and_check(page, "keyframes")
+    shoot(page, "keyframes")
+
+
+def test_bad_position_string_shows_message_next_to_field(page, inputs) -> None:
+    open_tab(page, "keyframes")
+    page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
+    page.locator("#keyframes-image-1 input[type=file]").set_input_files(str(inputs["b"]))
+    page.locator("#keyframes-image-1 img").first.wait_for(timeout=15_000)
+    textbox(page, "keyframes-prompt").fill("x")
+    textbox(page, "keyframes-cond_positions").fill("0,abc")
+    page.locator("#keyframes-generate").click()
+    err = page.locator("#keyframes-err-cond_positions .pusa-field-error")
+    err.wait_for(state="visible", timeout=15_000)
+    assert "'abc'" in err.inner_text() and "cond_positions" in err.inner_text()
+    # the message sits right under the positions field
+    field_box = page.locator("#keyframes-cond_positions").bounding_box()
+    err_box = err.bounding_box()
+    assert 0 <= err_box["y"] - (field_box["y"] + field_box["height"]) < 60
+    shoot(page, "keyframes-error")
+
+
+def test_video_to_video_tab(page, inputs) -> None:
+    open_tab(page, "v2v")
+    page.locator("#v2v-video-in input[type=file]").set_input_files(str(inputs["video"]))
+    page.locator("#v2v-video-in video").first.wait_for(timeout=15_000)
+    textbox(page, "v2v-prompt").fill("waves continue")
+    textbox(page, "v2v-cond_positions").fill("0,1")
+    set_number(page, "v2v-steps", "5")
+    generate_and_check(page, "v2v")
+    shoot(page, "v2v")
+
+
+def test_text_to_video_tab_and_history(page) -> None:
+    open_tab(page, "t2v")
+    textbox(page, "t2v-prompt").fill("a red fox in the snow")
+    set_number(page, "t2v-steps", "5")
+    generate_and_check(page, "t2v")
+    shoot(page, "t2v")
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-table").get_by_text("a red fox in the snow").first.wait_for(timeout=15_000)
+    page.locator("#history-table").get_by_text("a red fox in the snow").first.click()
+    page.locator("#history-video video").wait_for(timeout=15_000)
+    page.locator("#history-resubmit").click()
+    page.locator("#history-note").get_by_text("queued job").wait_for(timeout=15_000)
+    shoot(page, "history")
+
+
+def test_korean_interface(browser, server) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
+    try:
+        pg = ctx.new_page()
+        pg.goto(server.url)
+        pg.get_by_role("tab", name="이미지→비디오").wait_for(timeout=30_000)
+        expect(pg.get_by_text("프롬프트").first).to_be_visible(timeout=15_000)
+        shoot(pg, "studio-ko")
+    finally:
+        ctx.close()
