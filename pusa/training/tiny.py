@@ -1,0 +1,230 @@
+"""The pusa-tiny architecture: a real Wan DiT, Wan VAE and UMT5, shrunk to train on a CPU.
+
+Why these sizes: a default clip (64x64, 33 frames, 10 steps, cfg) must render in well under 15 s
+on 2 CPU cores and all weights must fit in 25 MB, yet every component is the same class the 14B
+model uses (diffusers ``WanTransformer3DModel`` / ``AutoencoderKLWan``, transformers
+``UMT5EncoderModel``), so the engine, the loaders and the trainer run unchanged on it.
+
+The VAE keeps Wan's shape (dim_mult [1,2,4,4], 2 res blocks, temporal downsampling
+[False, True, True]: 4x time, 8x space, 16 latent channels) so the original-layout converters
+apply; only its width is reduced. It is trained here as a plain autoencoder on synthetic frames
+(:func:`train_vae`), because a random decoder would make every generated video noise.
+The text encoder is a randomly initialised, frozen 2-layer UMT5 over a word-level tokenizer of
+the caption vocabulary: the DiT learns to read its features, the way Wan learns to read a frozen
+T5's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pusa.training.synthetic import CAPTION_WORDS, random_clip
+
+log = logging.getLogger(__name__)
+
+WIDTH, HEIGHT, FRAMES = 64, 64, 33
+TEXT_LEN = 32
+DIT_CONFIG = dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=32, in_channels=16,
+                  out_channels=16, text_dim=64, freq_dim=64, ffn_dim=512, num_layers=4, cross_attn_norm=True,
+                  qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+T5_CONFIG = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=0, num_heads=4,
+                 relative_attention_num_buckets=32, relative_attention_max_distance=128,
+                 feed_forward_proj="gated-gelu", dropout_rate=0.0, tie_word_embeddings=False,
+                 pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+VAE_BASE_DIM = 8
+
+# Words outside the caption grammar that users commonly type; they get real ids instead of <unk>.
+EXTRA_WORDS = ["the", "an", "ball", "box", "object", "shape", "slowly", "quickly", "bouncing", "moves", "on",
+               "black", "background", "towards", "to", "of", ",", "."]
+
+
+def make_tokenizer():
+    """Word-level tokenizer with UMT5's special ids (pad 0, eos 1, unk 2), saved as tokenizer.json."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for w in list(dict.fromkeys(CAPTION_WORDS + EXTRA_WORDS)):
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=TEXT_LEN)
+
+
+def make_text_encoder(vocab_size: int, seed: int):
+    """A random 2-layer UMT5 encoder (frozen everywhere: only its features' identity matters)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    cfg = UMT5Config(vocab_size=vocab_size, **T5_CONFIG)
+    return UMT5EncoderModel(cfg).eval()
+
+
+def make_transformer(seed: int):
+    """A freshly initialised tiny Wan DiT (diffusers' own init)."""
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(**DIT_CONFIG)
+
+
+def make_vae(seed: int):
+    """A freshly initialised narrow Wan VAE with Wan's block structure."""
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(base_dim=VAE_BASE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                            attn_scales=[], temperal_downsample=[False, True, True])
+
+
+def _clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` synthetic clips as float32 (n, 3, T, H, W) in [-1, 1] for autoencoder training."""
+    clips = [random_clip(rng, WIDTH, HEIGHT, FRAMES).frames for _ in range(n)]
+    arr = np.stack(clips).astype(np.float32) / 127.5 - 1.0
+    return arr.transpose(0, 4, 1, 2, 3).copy()
+
+
+def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 6e-4,
+              posterior: str = "sample", kl_weight: float = 1e-7, latent_noise: float = 0.05,
+              bank_size: int = 300) -> list[float]:
+    """Train the VAE as an autoencoder on random crops of synthetic clips; returns the loss curve.
+
+    Crops of ``crop`` px and ``frames`` frames (1 + 4k, so the causal first-frame path and the
+    4-frame chunks are both trained) keep a step at about 0.4 s on 2 cores; convolutions do not
+    care about the crop size, so the result works on full frames.
+
+    Two phases (see :func:`build_vae`): ``posterior="sample"`` (KL-regularised, noisy latents)
+    gets out of the early "everything black" plateau quickly but the posterior noise drowns
+    colour, so every object comes out the palette's average colour; ``posterior="mode"`` then
+    trains on the encoder's mean (what the engine uses) plus a little noise (``latent_noise`` x
+    the latents' std) so the decoder learns colours yet tolerates slightly wrong DiT latents.
+    Training on the mean from scratch stalled on that plateau in our runs.
+    """
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    bank = _clip_bank(rng, bank_size)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * (1 - s / steps)))
+    vae.train()
+    losses = []
+    t0 = time.time()
+    for step in range(steps):
+        idx = rng.integers(0, len(bank), size=batch)
+        t = rng.integers(0, FRAMES - frames + 1, size=batch)
+        y = rng.integers(0, HEIGHT - crop + 1, size=batch)
+        x = rng.integers(0, WIDTH - crop + 1, size=batch)
+        xb = torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
+                                        for i, a, b, c in zip(idx, t, y, x)]))
+        post = vae.encode(xb).latent_dist
+        if posterior == "sample":
+            z = post.sample()
+        else:
+            z = post.mode()
+            if latent_noise > 0:
+                z = z + latent_noise * z.detach().std() * torch.randn_like(z)
+        rec = vae.decode(z).sample
+        err = rec - xb
+        # Objects cover ~5% of a frame: without extra weight the decoder first settles on "all black".
+        weight = 1.0 + 9.0 * (xb > -0.9).any(dim=1, keepdim=True).float()
+        loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
+        if posterior == "sample":
+            loss = loss + kl_weight * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if step % 50 == 0 or step == steps - 1:
+            log.info("vae step %d/%d loss %.4f (%.0f s)", step + 1, steps, np.mean(losses[-50:]), time.time() - t0)
+    vae.eval()
+    return losses
+
+
+def build_vae(seed: int, sample_steps: int = 700, mode_steps: int = 500):
+    """The pusa-tiny VAE: both training phases of :func:`train_vae`, then the latent statistics."""
+    vae = make_vae(seed)
+    train_vae(vae, seed=seed, steps=sample_steps, posterior="sample", lr=6e-4)
+    # 9 frames = the first frame + two 4-frame chunks, so the causal caches reach their steady
+    # state (5-frame clips left later frames of long videos full of artefacts); 48 px crops keep
+    # the mid-block attention close to its 64 px token count.
+    train_vae(vae, seed=seed + 10, steps=mode_steps, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4)
+    set_latent_stats(vae, seed=seed + 1)
+    return vae
+
+
+@torch.no_grad()
+def set_latent_stats(vae, *, seed: int, n: int = 24) -> None:
+    """Store per-channel latent mean/std (from synthetic clips) in the VAE config, as Wan's VAE does."""
+    bank = torch.from_numpy(_clip_bank(np.random.default_rng(seed), n))
+    zs = torch.cat([vae.encode(bank[i:i + 4]).latent_dist.mode() for i in range(0, n, 4)])
+    mean = zs.mean(dim=(0, 2, 3, 4))
+    std = zs.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
+    vae.register_to_config(latents_mean=[round(float(v), 5) for v in mean],
+                           latents_std=[round(float(v), 5) for v in std])
+
+
+@torch.no_grad()
+def vae_psnr(vae, *, seed: int, n: int = 4) -> float:
+    """Reconstruction PSNR (dB) of full-size synthetic clips, to report the autoencoder's quality."""
+    bank = torch.from_numpy(_clip_bank(np.random.default_rng(seed), n))
+    rec = vae.decode(vae.encode(bank).latent_dist.mode()).sample.clamp(-1, 1)
+    mse = ((rec - bank) / 2).pow(2).mean()
+    return float(10 * torch.log10(1.0 / mse))
+
+
+def write_model_index(root: Path) -> None:
+    """diffusers' model_index.json, so the folder is a standard Wan diffusers layout."""
+    import diffusers
+
+    index = {
+        "_class_name": "WanPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+        "text_encoder": ["transformers", "UMT5EncoderModel"],
+        "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
+        "transformer": ["diffusers", "WanTransformer3DModel"],
+        "vae": ["diffusers", "AutoencoderKLWan"],
+    }
+    (root / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    FlowMatchEulerDiscreteScheduler(shift=5.0).save_pretrained(str(root / "scheduler"))
+
+
+def write_pusa_json(root: Path, label: str, lora: str | None = None) -> None:
+    """Model defaults read by the engine (size, frames, prompt length, default LoRA, label)."""
+    meta = {"width": WIDTH, "height": HEIGHT, "frames": FRAMES, "text_len": TEXT_LEN, "label": label}
+    if lora:
+        meta["lora"] = lora
+    (root / "pusa.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def write_base_model(root: str | Path, vae, *, seed: int, transformer=None, label: str = "pusa-tiny (base)",
+                     lora: str | None = None) -> Path:
+    """Write a complete diffusers-layout model folder from a VAE (and optionally a trained DiT).
+
+    Tokenizer and text encoder are recreated from ``seed`` (they are never trained), so the same
+    seed always yields the same text features the DiT was trained on.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer = make_tokenizer()
+    tokenizer.save_pretrained(str(root / "tokenizer"))
+    make_text_encoder(len(tokenizer), seed).save_pretrained(str(root / "text_encoder"), safe_serialization=True)
+    (transformer if transformer is not None else make_transformer(seed)).save_pretrained(
+        str(root / "transformer"), safe_serialization=True)
+    vae.save_pretrained(str(root / "vae"), safe_serialization=True)
+    write_model_index(root)
+    write_pusa_json(root, label, lora)
+    return root
