@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-NUM_TRAIN_TIMESTEPS = 1000
+from pusa.schedule import NUM_TRAIN_TIMESTEPS, inference_sigmas
+
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,7 @@ class TimestepTable:
 
     @classmethod
     def create(cls, shift: float = 5.0, weighting: str = "bell") -> "TimestepTable":
-        u = torch.linspace(1.0, 0.0, NUM_TRAIN_TIMESTEPS + 1, dtype=torch.float64)[:-1]
-        s = shift * u / (1.0 + (shift - 1.0) * u)
+        s = inference_sigmas(NUM_TRAIN_TIMESTEPS, shift)[:-1]  # the engine's own schedule, 1000 steps
         t = s * NUM_TRAIN_TIMESTEPS
         if weighting == "bell":
             y = torch.exp(-2.0 * ((t - NUM_TRAIN_TIMESTEPS / 2) / NUM_TRAIN_TIMESTEPS) ** 2)
