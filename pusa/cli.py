@@ -185,32 +185,37 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a subcommand's handler with the exit-code contract shared by every ``pusa`` command."""
+    verbose = getattr(args, "verbose", False)
     try:
         return int(args.handler(args) or 0)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except GenerationCancelled:
+    except (GenerationCancelled, KeyboardInterrupt):
         print("cancelled", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except PusaError as e:
-        if args.verbose:
+        if verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # keep the promise "1 on other failures" with a readable line
-        if args.verbose:
+        if verbose:
             raise
         print(f"error: {type(e).__name__}: {e} (run with -v for the traceback)", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("train", "eval") and not args.verbose:
+        logging.getLogger("pusa").setLevel(logging.INFO)  # their progress lines are the output
+    return run_handler(args)
 
 
 if __name__ == "__main__":

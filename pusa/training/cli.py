@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pusa.errors import InputError, PusaError
+from pusa.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         sample_every=args.sample_every, sample_prompts=tuple(args.sample_prompt), seed=args.seed,
         resume=args.resume, progress=not args.no_progress)
-    try:
-        result = train(cfg)
-    except InputError as e:
-        log.error("%s", e)
-        return 2
-    except PusaError as e:
-        log.error("%s", e)
-        return 1
+    result = train(cfg)
     out = result.lora or result.transformer
     log.info("done: step %d, last loss %.4f, %.0f s; weights: %s", result.step,
              result.losses[-1] if result.losses else float("nan"), result.seconds, out)
@@ -162,19 +155,11 @@ def run_eval(args: argparse.Namespace) -> int:
     tasks = tuple(t for t in args.tasks.split(",") if t)
     bad = [t for t in tasks if t not in ("i2v", "v2v", "keyframes")]
     if bad:
-        log.error("tasks: %r is not one of i2v, v2v, keyframes", bad[0])
-        return 2
+        raise InputError(f"tasks: {bad[0]!r} is not allowed; expected a subset of i2v, v2v, keyframes")
     cfg = EvalConfig(model=args.model or _default_model(), lora=args.lora, alphas=tuple(args.alphas),
                      multipliers=tuple(args.multipliers), tasks=tasks, cases=args.cases, steps=args.steps,
                      cfg=args.cfg, seed=args.seed)
-    try:
-        report = run_evaluation(cfg)
-    except InputError as e:
-        log.error("%s", e)
-        return 2
-    except PusaError as e:
-        log.error("%s", e)
-        return 1
+    report = run_evaluation(cfg)
     print(format_table(report, markdown=args.markdown))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -189,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     add_eval_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return args.handler(args)
+    from pusa.cli import run_handler
+
+    return run_handler(args)
 
 
 if __name__ == "__main__":
