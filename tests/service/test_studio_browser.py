@@ -148,8 +148,10 @@ def test_multi_frame_tab_with_timeline(page, inputs) -> None:
     assert textbox(page, "keyframes-cond_positions").input_value() == "0,2"
     # the typed form still works and updates the per-image controls and the timeline
     textbox(page, "keyframes-cond_positions").fill("0,1")
-    textbox(page, "keyframes-noise_multipliers").fill("0.2,0.5")
+    # let the positions round-trip (it rewrites the per-image controls) finish before the next edit
     expect(page.locator("#keyframes-pos-1 input").first).to_have_value("1", timeout=10_000)
+    textbox(page, "keyframes-noise_multipliers").fill("0.2,0.5")
+    expect(page.locator("#keyframes-mult-1 input[type=number]").first).to_have_value("0.5", timeout=10_000)
     timeline = page.locator("#keyframes-timeline")
     expect(timeline).to_contain_text("Image 2 pins latent slot 1 = pixel frames 1–4, multiplier 0.5", timeout=10_000)
     textbox(page, "keyframes-prompt").fill("the sun climbs into the sky")
