@@ -153,8 +153,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for path in [*(getattr(args, "image", None) or []), *([args.video] if getattr(args, "video", None) else [])]:
         if not Path(path).is_file():
             raise InputError(f"{'video' if path == getattr(args, 'video', None) else 'image'}: file not found: {path}")
-    if args.output and Path(args.output).exists() and not args.overwrite and not Path(args.output).is_dir():
-        raise InputError(f"output: {args.output} already exists; choose another name or pass --overwrite")
+    out = Path(args.output) if args.output else None
+    if out is not None and not args.overwrite:  # refuse before spending minutes on a video we cannot write
+        if out.is_dir() and any(out.iterdir()):
+            raise InputError(f"output: folder {out} is not empty; choose another folder or pass --overwrite")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"output: {out} already exists; choose another name or pass --overwrite")
     model_dir = resolve_model_dir(args.model)
     if is_random_model(model_dir):
         print("note: using a tiny RANDOM test model; its output is noise, not a real video. "

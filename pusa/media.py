@@ -19,7 +19,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pusa.errors import MediaError
 
-ImageInput = "Image.Image | str | Path"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
