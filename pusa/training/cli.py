@@ -120,6 +120,8 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume, progress=not args.no_progress)
     result = train(cfg)
     out = result.lora or result.transformer
+    if out is None:  # a non-main process of a distributed run: the main one exports and reports
+        return 0
     log.info("done: step %d, last loss %.4f, %.0f s; weights: %s", result.step,
              result.losses[-1] if result.losses else float("nan"), result.seconds, out)
     return 0

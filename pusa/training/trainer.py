@@ -205,9 +205,27 @@ def write_samples(cfg: TrainConfig, step: int, transformer: torch.nn.Module, out
     return paths
 
 
+def make_accelerator(cfg: TrainConfig):
+    """The run's ``Accelerator``; on CUDA-less machines launched with several processes, DDP over gloo.
+
+    accelerate only picks its multi-CPU (gloo) mode when asked for the CPU; without it, ``torchrun
+    --nproc_per_node 2`` on a CPU box silently starts two independent single-process runs that
+    overwrite each other's checkpoints. Asking for the CPU there makes it one real DDP run, and a
+    launch that still does not match ``WORLD_SIZE`` is refused instead of corrupting the output.
+    """
+    from accelerate import Accelerator
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                              cpu=world > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != world:
+        raise InputError(f"launch: WORLD_SIZE is {world} but accelerate set up {accelerator.num_processes} "
+                         f"process(es) ({accelerator.distributed_type}); use `accelerate launch` or `torchrun`")
+    return accelerator
+
+
 def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Run (or resume) one training job; returns where the exported weights are."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -230,7 +248,7 @@ def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = No
         raise InputError(f"training size {cfg.width}x{cfg.height}x{cfg.frames}: width/height must be multiples "
                          f"of 16 and frames 4k+1")
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)
     with accelerator.main_process_first():
         cache = LatentCache.build(cfg.model, cfg.data, width=cfg.width, height=cfg.height, frames=cfg.frames,
@@ -341,7 +359,7 @@ def _save_checkpoint(accelerator, output: Path, step: int, keep: int) -> None:
     folder = output / "checkpoints" / f"step-{step}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / "trainer.json").write_text(json.dumps({"step": step}))
+        (folder / "trainer.json").write_text(json.dumps({"step": step, "processes": accelerator.num_processes}))
         ckpts = sorted((p for p in (output / "checkpoints").glob("step-*") if (p / "trainer.json").is_file()),
                        key=lambda p: int(p.name.split("-")[1]))
         for old in ckpts[:-max(1, keep)]:
