@@ -3,7 +3,7 @@
 Stages (each is skipped when its output already exists in ``--work``, so an interrupted build
 continues where it stopped):
 
-1. ``vae``   train the narrow Wan VAE as an autoencoder on synthetic frames (two phases); latent stats.
+1. ``vae``   train the narrow Wan VAE as an autoencoder on synthetic frames (``tiny.VAE_PHASES``); latent stats.
 2. ``data``  write the synthetic training set (mp4 + metadata.jsonl), the format `pusa train` reads.
 3. ``base``  assemble a diffusers-layout folder: word-level tokenizer, random frozen UMT5, random DiT.
 4. ``t2v``   `pusa train --mode full --timesteps uniform`: the base DiT learns plain text-to-video.
@@ -30,8 +30,8 @@ LORA_NAME = "pusa_tiny_lora.safetensors"
 LABEL = "pusa-tiny (bundled demo: synthetic moving shapes, 64x64, 33 frames)"
 
 
-def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, int] = (700, 500), clips: int = 600, t2v_steps: int = 2500,
-          vta_steps: int = 3000, batch: int = 16) -> dict:
+def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | None = None, clips: int = 600,
+          t2v_steps: int = 8000, vta_steps: int = 3000, batch: int = 16) -> dict:
     """Run every missing stage; returns timings (seconds) per stage."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
@@ -45,7 +45,7 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, int] = 
 
     t0 = time.time()
     if not (work / "vae" / "config.json").is_file():
-        vae = tiny.build_vae(seed, sample_steps=vae_steps[0], mode_steps=vae_steps[1])
+        vae = tiny.build_vae(seed, phase_steps=vae_steps)
         vae.save_pretrained(str(work / "vae"))
     vae = AutoencoderKLWan.from_pretrained(str(work / "vae")).eval()
     timings["vae"] = time.time() - t0
@@ -92,18 +92,18 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, int] = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Build the bundled pusa-tiny model (about 30-45 min on 2 CPU cores).")
+    p = argparse.ArgumentParser(description="Build the bundled pusa-tiny model (about an hour on 2 CPU cores).")
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pusa-tiny-build"), help="scratch folder (data, runs); resumable")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / "pusa-tiny"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vae-steps", type=int, nargs=2, default=[700, 500], metavar=("SAMPLE", "MODE"),
-                   help="steps of the two VAE phases (see pusa.training.tiny.train_vae)")
+    p.add_argument("--vae-steps", type=int, nargs="+", default=None, metavar="N",
+                   help="steps of each VAE phase (default: pusa.training.tiny.VAE_PHASES)")
     p.add_argument("--clips", type=int, default=600)
-    p.add_argument("--t2v-steps", type=int, default=2500)
+    p.add_argument("--t2v-steps", type=int, default=8000)
     p.add_argument("--vta-steps", type=int, default=3000)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps), clips=a.clips, t2v_steps=a.t2v_steps,
+    build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None, clips=a.clips, t2v_steps=a.t2v_steps,
           vta_steps=a.vta_steps)
     return 0
 
