@@ -110,7 +110,7 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    bank = _clip_bank(rng, bank_size)
+    bank = _clip_bank(rng, min(bank_size, steps * batch))  # a short run cannot use more clips than it samples
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * (1 - s / steps)))
     vae.train()
