@@ -248,6 +248,11 @@ def write_base_model(root: str | Path, vae, *, seed: int, transformer=None, labe
     (transformer if transformer is not None else make_transformer(seed)).save_pretrained(
         str(root / "transformer"), safe_serialization=True)
     vae.save_pretrained(str(root / "vae"), safe_serialization=True)
+    for part in ("transformer", "vae"):  # diffusers records the folder it loaded from: a build-machine path
+        config = root / part / "config.json"
+        data = json.loads(config.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     write_model_index(root)
     write_pusa_json(root, label, lora)
     return root

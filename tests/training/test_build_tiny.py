@@ -24,6 +24,8 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path):
     meta = json.loads((out / "pusa.json").read_text())
     assert meta["label"] == build_tiny.LABEL and meta["lora"] == build_tiny.LORA_NAME
     assert (out / build_tiny.LORA_NAME).is_file() and not (out / ".pusa_cache").exists()
+    for part in ("transformer", "vae"):  # no build-machine path in the shipped configs
+        assert "_name_or_path" not in json.loads((out / part / "config.json").read_text())
     stamps = {p: p.stat().st_mtime_ns for p in (work / "vae" / "config.json", work / "t2v" / "transformer" / "config.json",
                                                 out / build_tiny.LORA_NAME)}
 

@@ -13,19 +13,22 @@ import pytest
 from pusa.models import BUNDLED_DIR
 
 # Measured on this exact subset (2 cases, alpha 0 / 1.4, multiplier 0.2, 8 steps):
-#   alpha 1.4: i2v PSNR 25.1, i2v traj 21.1, key PSNR 22.4, key end 2.3, key traj 17.2 (px)
-#   alpha 0:   i2v traj 27.7, key end 15.2, key traj 28.0
+#   alpha 1.4: i2v PSNR 23.8, i2v traj 15.4, key PSNR 22.4, key end 1.3, key traj 2.6 (px)
+#   alpha 0:   i2v traj 28.1, key end 1.2, key traj 18.4
 # Bounds leave room for other CPUs/BLAS builds; they still fail if the LoRA stops working.
+# The keyframe *end* error is not compared with the base: at a low multiplier the end latent is
+# (nearly) pinned, and the five-phase VAE decodes it faithfully whatever the DiT made of the
+# frames before it, so the base hits it too (1.2 px). The path between keyframes is what VTA buys.
 THRESHOLDS = {
     "lora": {
-        "i2v.cond_psnr": (">=", 21.0),
-        "keyframes.cond_psnr": (">=", 19.0),
-        "keyframes.end_err": ("<=", 6.0),
-        "keyframes.traj_err": ("<=", 23.0),
-        "i2v.traj_err": ("<=", 25.0),
+        "i2v.cond_psnr": (">=", 21.5),
+        "keyframes.cond_psnr": (">=", 20.5),
+        "keyframes.end_err": ("<=", 4.0),
+        "keyframes.traj_err": ("<=", 8.0),
+        "i2v.traj_err": ("<=", 21.0),
     },
-    # LoRA must beat the base (alpha 0) by at least this many px (measured: 12.9, 10.8, 6.6).
-    "better_than_base": {"keyframes.end_err": 6.0, "keyframes.traj_err": 5.0, "i2v.traj_err": 2.0},
+    # LoRA must beat the base (alpha 0) by at least this many px (measured: 15.8, 12.7).
+    "better_than_base": {"keyframes.traj_err": 8.0, "i2v.traj_err": 6.0},
 }
 
 
