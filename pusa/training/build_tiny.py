@@ -102,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--t2v-steps", type=int, default=8000)
     p.add_argument("--vta-steps", type=int, default=3000)
     a = p.parse_args(argv)
+    from pusa.training.tiny import VAE_PHASES
+
+    if a.vae_steps and len(a.vae_steps) != len(VAE_PHASES):
+        p.error(f"--vae-steps: give {len(VAE_PHASES)} numbers (one per VAE phase), got {len(a.vae_steps)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None, clips=a.clips, t2v_steps=a.t2v_steps,
-          vta_steps=a.vta_steps)
+    build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None,
+          clips=a.clips, t2v_steps=a.t2v_steps, vta_steps=a.vta_steps)
     return 0
 
 

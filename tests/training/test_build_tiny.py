@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pusa.training import build_tiny, tiny
 
 
@@ -38,3 +40,11 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path):
     assert pipe.label == build_tiny.LABEL and pipe.lora_paths
     s = GenerationSettings.parse({"prompt": "a red circle moving right fast", "task": "t2v", "steps": 2, "seed": 0})
     assert pipe.generate(s).frames.shape == (33, 64, 64, 3)
+
+
+def test_wrong_number_of_vae_phase_steps_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_tiny.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--vae-steps", "1", "2"])
+    assert exit_info.value.code == 2
+    assert f"give {len(tiny.VAE_PHASES)} numbers" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
