@@ -122,11 +122,16 @@ def latest_checkpoint(output: Path) -> Path | None:
     return max(ckpts, key=lambda p: int(p.name.split("-")[1])) if ckpts else None
 
 
-def lora_state_dict(transformer: torch.nn.Module, scale: float) -> dict[str, torch.Tensor]:
-    """PEFT LoRA weights in diffusers names (``blocks.0.attn1.to_q.lora_A.weight``), scale folded into B."""
+def lora_state_dict(transformer: torch.nn.Module, scale: float,
+                    full_state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """PEFT LoRA weights in diffusers names (``blocks.0.attn1.to_q.lora_A.weight``), scale folded into B.
+
+    ``full_state``: the model's gathered state dict, when the live parameters are only this process's
+    shard (FSDP, DeepSpeed ZeRO-3).
+    """
     from peft.utils import get_peft_model_state_dict
 
-    state = get_peft_model_state_dict(transformer)
+    state = get_peft_model_state_dict(transformer, state_dict=full_state)
     out = {}
     for k, v in state.items():
         v = v.detach().float().cpu()
@@ -136,12 +141,13 @@ def lora_state_dict(transformer: torch.nn.Module, scale: float) -> dict[str, tor
     return out
 
 
-def export_lora(transformer: torch.nn.Module, path: Path, cfg: TrainConfig, step: int) -> Path:
+def export_lora(transformer: torch.nn.Module, path: Path, cfg: TrainConfig, step: int,
+                full_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write the LoRA as safetensors, loadable by ``pusa generate --lora`` at alpha 1 = trained strength."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = lora_state_dict(transformer, cfg.lora_alpha / cfg.lora_rank)
+    state = lora_state_dict(transformer, cfg.lora_alpha / cfg.lora_rank, full_state)
     meta = {"format": "pusa-vta-lora", "rank": str(cfg.lora_rank), "trained_lora_alpha": str(cfg.lora_alpha),
             "scale_folded_into_B": "true", "step": str(step), "timestep_mode": cfg.timestep_mode}
     tmp = path.with_suffix(".tmp")
@@ -180,19 +186,38 @@ def _full_model_folder(model_dir: Path, transformer_dir: Path, target: Path) -> 
     return target
 
 
-def write_samples(cfg: TrainConfig, step: int, transformer: torch.nn.Module, output: Path) -> list[Path]:
-    """Render the sample prompts with the engine from this step's weights; returns the mp4 paths."""
+def export_weights(model: torch.nn.Module, full_state: dict[str, torch.Tensor], cfg: TrainConfig, step: int,
+                   folder: Path) -> Path:
+    """Write the trained weights into ``folder``: the LoRA file, or a ``transformer/`` model folder.
+
+    The weights come from ``full_state`` (``accelerator.get_state_dict``), not from ``model``'s live
+    parameters: under FSDP or DeepSpeed ZeRO-3 those are only this process's shard. A full
+    transformer is rebuilt on the meta device and filled from that state, so no second copy of the
+    weights is allocated before saving (diffusers' own sharded safetensors).
+    """
+    if cfg.mode == "lora":
+        return export_lora(model, folder / LORA_FILE, cfg, step, full_state)
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        fresh = type(model).from_config(model.config)
+    fresh.load_state_dict({k: v.float() for k, v in full_state.items()}, assign=True)
+    target = folder / "transformer"
+    fresh.save_pretrained(str(target), safe_serialization=True)
+    return target
+
+
+def write_samples(cfg: TrainConfig, step: int, weights: Path, output: Path) -> list[Path]:
+    """Render the sample prompts with the engine from this step's exported weights; returns the mp4 paths."""
     from pusa.media import write_mp4
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
 
     folder = output / "samples" / f"step-{step:07d}"
     if cfg.mode == "lora":
-        lora = export_lora(transformer, folder / LORA_FILE, cfg, step)
-        pipe = PusaPipeline.from_pretrained(cfg.model, lora=lora, use_default_lora=False, device="cpu")
+        pipe = PusaPipeline.from_pretrained(cfg.model, lora=weights, use_default_lora=False, device="cpu")
     else:
-        transformer.save_pretrained(str(folder / "transformer"), safe_serialization=True)
-        model = _full_model_folder(Path(cfg.model), folder / "transformer", folder / "model")
+        model = _full_model_folder(Path(cfg.model), weights, folder / "model")
         pipe = PusaPipeline.from_pretrained(model, use_default_lora=False, device="cpu")
     paths = []
     for i, prompt in enumerate(cfg.sample_prompts):
@@ -333,23 +358,27 @@ def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = No
             on_step(step, value)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             _save_checkpoint(accelerator, output, step, cfg.keep_checkpoints)
-        if cfg.sample_every and step % cfg.sample_every == 0 and accelerator.is_main_process:
-            transformer.eval()
-            write_samples(cfg, step, accelerator.unwrap_model(transformer), output)
-            transformer.train()
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            full_state = accelerator.get_state_dict(transformer)  # a collective: every process calls it
+            if accelerator.is_main_process:
+                folder = output / "samples" / f"step-{step:07d}"
+                weights = export_weights(accelerator.unwrap_model(transformer), full_state, cfg, step, folder)
+                write_samples(cfg, step, weights, output)
+            del full_state
+            accelerator.wait_for_everyone()
     bar.close()
 
     accelerator.wait_for_everyone()
     lora_path = transformer_path = None
+    full_state = accelerator.get_state_dict(transformer)
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(transformer)
+        weights = export_weights(accelerator.unwrap_model(transformer), full_state, cfg, step, output)
         if cfg.mode == "lora":
-            lora_path = export_lora(model, output / LORA_FILE, cfg, step)
-            log.info("exported LoRA to %s", lora_path)
+            lora_path = weights
         else:
-            transformer_path = output / "transformer"
-            model.to(torch.float32).save_pretrained(str(transformer_path), safe_serialization=True)
-            log.info("exported transformer to %s", transformer_path)
+            transformer_path = weights
+        log.info("exported %s to %s", "LoRA" if cfg.mode == "lora" else "transformer", weights)
+    del full_state
     _save_checkpoint(accelerator, output, step, cfg.keep_checkpoints)
     return TrainResult(step, losses, lora_path, transformer_path, time.time() - started)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pusa.errors import InputError
+from tests.training.conftest import CLIP_F, CLIP_H, CLIP_W
 from pusa.training.data import LatentCache, encode_prompts
 from pusa.training.trainer import LORA_FILE, latest_checkpoint, train
 from pusa.training.vta import TimestepTable, noisy_input, sample_frame_sigmas, token_timesteps, vta_loss
@@ -108,11 +109,33 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(train_conf
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+def _sample_videos(output: Path, step: int) -> list[Path]:
+    from pusa.media import video_info
+
+    videos = sorted((output / "samples" / f"step-{step:07d}").glob("sample-*.mp4"))
+    for v in videos:
+        info = video_info(v)
+        assert (info["frames"], info["width"], info["height"]) == (CLIP_F, CLIP_W, CLIP_H), info
+    return videos
+
+
+def test_lora_run_renders_sample_videos_through_the_engine(train_config):
+    cfg = train_config(steps=2, sample_every=1, sample_prompts=("a red circle moving right fast", "a blue square"),
+                       sample_steps=2)
+    train(cfg)
+    for step in (1, 2):
+        assert len(_sample_videos(Path(cfg.output), step)) == 2
+        assert (Path(cfg.output) / "samples" / f"step-{step:07d}" / LORA_FILE).is_file()
+
+
 def test_full_mode_exports_a_loadable_transformer(train_config, tiny_diffusers):
     from diffusers import WanTransformer3DModel
 
-    result = train(train_config(mode="full", steps=2, timestep_mode="uniform"))
+    cfg = train_config(mode="full", steps=2, timestep_mode="uniform", sample_every=2,
+                       sample_prompts=("a red circle moving right fast",), sample_steps=2)
+    result = train(cfg)
     assert result.lora is None and (result.transformer / "config.json").is_file()
+    assert len(_sample_videos(Path(cfg.output), 2)) == 1
     trained = WanTransformer3DModel.from_pretrained(str(result.transformer))
     orig = WanTransformer3DModel.from_pretrained(str(Path(tiny_diffusers) / "transformer"))
     diffs = [float((a - b).abs().max()) for a, b in zip(trained.parameters(), orig.parameters())]
