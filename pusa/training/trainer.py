@@ -192,8 +192,8 @@ def export_weights(model: torch.nn.Module, full_state: dict[str, torch.Tensor], 
 
     The weights come from ``full_state`` (``accelerator.get_state_dict``), not from ``model``'s live
     parameters: under FSDP or DeepSpeed ZeRO-3 those are only this process's shard. A full
-    transformer is rebuilt on the meta device and filled from that state, so no second copy of the
-    weights is allocated before saving (diffusers' own sharded safetensors).
+    transformer is rebuilt on the meta device and takes that state's tensors, so no randomly
+    initialised second model is allocated before saving (diffusers' own sharded safetensors).
     """
     if cfg.mode == "lora":
         return export_lora(model, folder / LORA_FILE, cfg, step, full_state)
@@ -207,18 +207,21 @@ def export_weights(model: torch.nn.Module, full_state: dict[str, torch.Tensor], 
     return target
 
 
-def write_samples(cfg: TrainConfig, step: int, weights: Path, output: Path) -> list[Path]:
-    """Render the sample prompts with the engine from this step's exported weights; returns the mp4 paths."""
+def write_samples(cfg: TrainConfig, step: int, model: torch.nn.Module, full_state: dict[str, torch.Tensor],
+                  output: Path) -> list[Path]:
+    """Export this step's weights next to its samples and render the sample prompts from them with
+    the engine, so a sample is exactly what ``pusa generate`` makes; returns the mp4 paths."""
     from pusa.media import write_mp4
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
 
     folder = output / "samples" / f"step-{step:07d}"
+    weights = export_weights(model, full_state, cfg, step, folder)
     if cfg.mode == "lora":
         pipe = PusaPipeline.from_pretrained(cfg.model, lora=weights, use_default_lora=False, device="cpu")
     else:
-        model = _full_model_folder(Path(cfg.model), weights, folder / "model")
-        pipe = PusaPipeline.from_pretrained(model, use_default_lora=False, device="cpu")
+        model_dir = _full_model_folder(Path(cfg.model), weights, folder / "model")
+        pipe = PusaPipeline.from_pretrained(model_dir, use_default_lora=False, device="cpu")
     paths = []
     for i, prompt in enumerate(cfg.sample_prompts):
         settings = GenerationSettings.parse({"prompt": prompt, "steps": cfg.sample_steps, "seed": cfg.seed + i,
@@ -361,9 +364,7 @@ def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = No
         if cfg.sample_every and step % cfg.sample_every == 0:
             full_state = accelerator.get_state_dict(transformer)  # a collective: every process calls it
             if accelerator.is_main_process:
-                folder = output / "samples" / f"step-{step:07d}"
-                weights = export_weights(accelerator.unwrap_model(transformer), full_state, cfg, step, folder)
-                write_samples(cfg, step, weights, output)
+                write_samples(cfg, step, accelerator.unwrap_model(transformer), full_state, output)
             del full_state
             accelerator.wait_for_everyone()
     bar.close()
