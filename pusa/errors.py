@@ -57,5 +57,9 @@ class LoraMismatchError(ModelLoadError):
     """A LoRA's keys or shapes do not fit the model it is applied to."""
 
 
+class ModelUnavailable(PusaError):
+    """No job can run because the model failed to load (HTTP 503; the studio shows it on the page)."""
+
+
 class GenerationCancelled(PusaError):
     """Raised from a progress callback to stop a running generation between two steps."""
