@@ -2,7 +2,8 @@
 
 Every error is JSON ``{"detail": str, "errors": [{"field", "message"}]}`` with a precise status:
 422 for bad settings or unreadable inputs (naming the field), 413 for uploads over a limit, 404 for
-unknown ids, 409 for a request the job's state does not allow, 503 when the model failed to load.
+unknown ids, 409 for a request the job's state does not allow, 503 when the model failed to load
+(``ModelUnavailable``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pusa.errors import SettingsError
+from pusa.errors import ModelUnavailable, SettingsError
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
 from pusa.service.store import STATUSES
 from pusa.service.uploads import UploadRejected
@@ -48,6 +49,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, e: JobConflict) -> JSONResponse:
         return error_response(409, str(e))
 
+    @app.exception_handler(ModelUnavailable)
+    async def _unavailable(_: Request, e: ModelUnavailable) -> JSONResponse:
+        return error_response(503, str(e), [{"field": "model", "message": str(e)}])
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
         detail = "no such API route" if e.status_code == 404 else str(e.detail)
@@ -66,16 +71,19 @@ def build_router(service: JobService) -> APIRouter:
     """All ``/api`` routes, bound to one job service."""
     router = APIRouter()
 
-    @router.get("/health", summary="Liveness: answers at once, also while the model loads")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "model": service.host.snapshot(), "queue": service.store.counts(),
-                "running_job": service.current_job}
+    @router.get("/health", summary="Liveness: answers at once, also while the model loads; 503 if the worker is "
+                                   "dead or stuck", responses={503: {"description": "the job worker is dead or stuck"}})
+    def health() -> JSONResponse:
+        body = service.health()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    @router.get("/ready", summary="200 once generation can start, 503 while loading or after a load failure",
-                responses={503: {"description": "not ready"}})
+    @router.get("/ready", summary="200 once generation can start, 503 while loading, after a load failure or "
+                                  "while the worker is dead or stuck", responses={503: {"description": "not ready"}})
     def ready() -> JSONResponse:
-        snap = service.host.snapshot()
-        return JSONResponse({"ready": service.host.ready, "model": snap}, status_code=200 if service.host.ready else 503)
+        h = service.health()
+        ok = service.model_ready and h["status"] == "ok"
+        return JSONResponse({"ready": ok, "reason": h["reason"], "model": h["model"]},
+                            status_code=200 if ok else 503)
 
     @router.post("/jobs", status_code=201, summary="Submit a generation job",
                  responses={413: {"description": "an upload is over a limit"},
@@ -96,12 +104,7 @@ def build_router(service: JobService) -> APIRouter:
                                   [{"field": "settings", "message": "must be a JSON object"}])
         ups = [Upload(field=f"images[{i}]", stream=f.file, filename=f.filename) for i, f in enumerate(images)]
         vid = Upload(field="video", stream=video.file, filename=video.filename) if video is not None else None
-        try:
-            job = service.submit(raw, ups, vid)
-        except RuntimeError as e:
-            if isinstance(e, JobConflict):
-                raise
-            return error_response(503, str(e))
+        job = service.submit(raw, ups, vid)
         body = service.job_dict(job)
         return JSONResponse(body, status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -111,7 +114,7 @@ def build_router(service: JobService) -> APIRouter:
         if status is not None and status not in STATUSES:
             return error_response(422, f"status: {status!r} is not one of {', '.join(STATUSES)}",
                                   [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}])
-        jobs, total = service.store.list(limit, offset, status)
+        jobs, total = service.list_jobs(limit, offset, status)
         return {"items": [service.job_dict(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
 
     @router.get("/jobs/{job_id}", summary="Status, queue position, progress, settings, timings")

@@ -37,6 +37,7 @@ class PusaApp:
     def __init__(self, config: ServiceConfig, loader: Callable[[ProgressFn], Engine] | None = None,
                  studio: bool | None = None):
         self.config = config
+        # kept as an attribute for callers that predate the facade; the app itself uses only self.service
         self.host = ModelHost(loader or pipeline_loader(config), config.model_label)
         self.service = JobService(config, self.host)
         self.want_studio = config.studio if studio is None else studio
@@ -224,7 +225,7 @@ class PusaApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _loading_page(self, send: Callable) -> None:
-        body = _LOADING_PAGE.replace("{label}", html.escape(self.host.label)).encode()
+        body = _LOADING_PAGE.replace("{label}", html.escape(self.service.model_snapshot()["label"])).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/html; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pusa.errors import GenerationCancelled, InputError, SettingsError
+from pusa.errors import GenerationCancelled, InputError, ModelUnavailable, SettingsError
 from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
@@ -144,7 +144,7 @@ class JobService:
                *, resubmitted_from: str | None = None) -> Job:
         """Validate, check and store the inputs, and queue the job. Raises SettingsError / UploadRejected."""
         if self.host.state == HOST_FAILED:
-            raise RuntimeError(f"the model failed to load, so no job can run: {self.host.error}")
+            raise ModelUnavailable(f"the model failed to load, so no job can run: {self.host.error}")
         images = images or []
         limits = self.config.limits
         if len(images) > limits.max_images:
@@ -210,10 +210,66 @@ class JobService:
     # ------------------------------------------------------------------ queries and control
 
     def get(self, job_id: str) -> Job:
+        """The job with this id; raises JobNotFound (also for ids that could never be ours)."""
         job = self.store.get(job_id) if is_valid_job_id(job_id) else None
         if job is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         return job
+
+    def list_jobs(self, limit: int = 20, offset: int = 0, status: str | None = None) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and the number of jobs matching ``status``."""
+        return self.store.list(limit, offset, status)
+
+    def queue_counts(self) -> dict[str, int]:
+        """How many jobs are in each status (every status present, zeros included)."""
+        return self.store.counts()
+
+    # ------------------------------------------------------------------ the model, as callers see it
+
+    def model_snapshot(self) -> dict[str, Any]:
+        """JSON-able model state: load state, label, per-component progress, error, defaults."""
+        return self.host.snapshot()
+
+    @property
+    def model_ready(self) -> bool:
+        """True once a job can start."""
+        return self.host.ready
+
+    @property
+    def model_settled(self) -> bool:
+        """True once loading has ended, successfully or not (nothing will change by waiting)."""
+        return self.host.done.is_set()
+
+    def wait_for_model(self, timeout: float | None = None) -> bool:
+        """Block until loading has ended (either way) or ``timeout`` passes; returns model_settled."""
+        return self.host.done.wait(timeout)
+
+    @property
+    def model_failed(self) -> bool:
+        """True when the model could not load: submissions raise ModelUnavailable."""
+        return self.host.state == HOST_FAILED
+
+    @property
+    def model_defaults(self) -> ModelDefaults | None:
+        """The loaded model's defaults (size, frames, ...); None until it has loaded."""
+        engine = self.host.engine
+        return engine.defaults if engine is not None else None
+
+    @property
+    def model_is_wan22(self) -> bool:
+        """True for a two-expert (Wan2.2) model: its extra settings apply."""
+        engine = self.host.engine
+        return bool(engine is not None and engine.is_wan22)
+
+    def health(self) -> dict[str, Any]:
+        """Liveness of the parts that must keep running: status "ok" or not, with the reason."""
+        alive = self._thread is not None and self._thread.is_alive()
+        reason = None
+        if self._thread is not None and not alive and not self._stop.is_set():
+            reason = "the job worker has stopped; restart the server"
+        return {"status": "ok" if reason is None else "error", "reason": reason,
+                "worker": {"alive": alive, "running_job": self.current_job},
+                "model": self.model_snapshot(), "queue": self.queue_counts(), "running_job": self.current_job}
 
     def output_path(self, job: Job) -> Path | None:
         """The job's video, only if it lies inside the data dir's outputs (nothing else is served)."""

@@ -25,7 +25,7 @@ FAST = {"steps": 2, "cfg": 1.0, "width": 64, "height": 64, "frames": 9}
 def client(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     app = create_app(make_config(tmp_path_factory.mktemp("data"), tiny_model), studio=False)
     with TestClient(app) as c:
-        assert app.host.done.wait(60) and app.host.ready, app.host.snapshot()
+        assert app.service.wait_for_model(60) and app.service.model_ready, app.service.model_snapshot()
         c.app_obj = app  # type: ignore[attr-defined]
         yield c
 
@@ -273,11 +273,12 @@ def test_model_load_failure_is_reported_not_fatal(tmp_path: Path) -> None:
     config = make_config(tmp_path / "data", tmp_path / "no-such-model")
     app = create_app(config, studio=False)
     with TestClient(app) as c:
-        assert app.host.done.wait(30)
+        assert app.service.wait_for_model(30) and app.service.model_failed
         r = c.get("/api/ready")
         assert r.status_code == 503 and r.json()["model"]["state"] == "failed" and r.json()["model"]["error"]
         r = post(c, {"prompt": "x", **FAST})
         assert r.status_code == 503 and "failed to load" in r.json()["detail"]
+        assert r.json()["errors"][0]["field"] == "model"
         assert c.get("/api/health").status_code == 200
 
 
