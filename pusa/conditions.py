@@ -1,74 +1,61 @@
-"""Every task is only a way to build ``(condition latents, per-frame multipliers)`` for the sampler.
+"""Conditions: clean latents at latent positions plus one noise multiplier per latent frame.
 
-- t2v: no condition, every multiplier 1.
-- i2v / keyframes: each image is encoded alone as a one-frame video (the causal VAE's first-frame
-  latent) and placed at its latent position with its multiplier.
-- v2v: the whole input video is encoded once and the latents at the chosen positions are kept.
+Every task only produces ``{position: clean latent frame}`` (see :mod:`pusa.tasks`); this module
+places them into one latent tensor with the per-frame multipliers the sampler needs. Latents may
+also come in directly as :class:`Anchor`\\ s, already encoded (the previous window of a long video,
+a cached encoding), so a caller never has to decode and re-encode them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
-from pusa.errors import MediaError
-from pusa.media import fit_image
+from pusa.errors import InputError
 from pusa.schedule import frame_multipliers
-from pusa.settings import GenerationSettings, latent_frames
 
-# Encodes pixels (1, 3, T, H, W) in [-1, 1] into normalised latents (1, 16, (T-1)//4+1, H/8, W/8).
-PixelEncoder = Callable[[torch.Tensor], torch.Tensor]
+
+@dataclass(frozen=True)
+class Anchor:
+    """An already encoded clean latent frame ``(1, C, h, w)`` and its noise multiplier (0 keeps it exact)."""
+
+    latent: torch.Tensor
+    multiplier: float
 
 
 @dataclass
 class Conditions:
-    """Clean latents at the conditioned frames (``None`` for t2v) and one multiplier per latent frame."""
+    """Clean latents at the conditioned frames (``None`` when nothing is conditioned) and one
+    multiplier per latent frame (1 where the model generates)."""
 
     latents: torch.Tensor | None
     multipliers: torch.Tensor
 
 
-def pixels(frames: list[Image.Image]) -> torch.Tensor:
-    """PIL frames -> (1, 3, T, H, W) float32 in [-1, 1]."""
-    arr = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])  # T, H, W, 3
-    t = torch.from_numpy(arr).float().div_(127.5).sub_(1.0)
-    return t.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
+def place_conditions(latent_shape: tuple[int, ...], placed: dict[int, torch.Tensor], positions: list[int] | None,
+                     multipliers: list[float] | None, anchors: dict[int, Anchor] | None = None) -> Conditions:
+    """Put each clean latent frame at its position; positions without a latent stay free.
 
-
-def frames_needed(position: int) -> int:
-    """Pixel frames a video must have for latent ``position`` to exist (4p + 1)."""
-    return 4 * position + 1
-
-
-def build_conditions(settings: GenerationSettings, encode: PixelEncoder, latent_shape: tuple[int, ...],
-                     images: list[Image.Image] | None = None,
-                     video: list[Image.Image] | None = None) -> Conditions:
-    """Conditions for a resolved request; images/video are already decoded, not yet resized."""
-    n_latent = latent_frames(settings.frames)
-    positions = settings.cond_positions or []
-    multipliers = frame_multipliers(n_latent, positions, settings.noise_multipliers)
-    if settings.task == "t2v":
-        return Conditions(None, multipliers)
+    ``placed`` holds the task's encoded inputs at ``positions`` (with ``multipliers`` in the same
+    order); ``anchors`` add pre-encoded latents at other positions with their own multipliers.
+    """
+    anchors = anchors or {}
+    clash = sorted(set(anchors) & set(positions or []))
+    if clash:
+        raise InputError(f"cond_positions: position {clash[0]} is already held by an anchor latent")
+    n_latent = latent_shape[2]
+    out_of_range = [p for p in anchors if not 0 <= p < n_latent]
+    if out_of_range:
+        raise InputError(f"anchors: position {out_of_range[0]} is outside 0 to {n_latent - 1}")
+    all_positions = list(positions or []) + list(anchors)
+    all_multipliers = list(multipliers or []) + [a.multiplier for a in anchors.values()]
+    mult = frame_multipliers(n_latent, all_positions, all_multipliers)
+    if not placed and not anchors:
+        return Conditions(None, mult)
     cond = torch.zeros(latent_shape, dtype=torch.float32)
-    w, h, fit = settings.width, settings.height, settings.fit
-    if settings.task in ("i2v", "keyframes"):
-        for pos, img in zip(positions, images or [], strict=True):
-            z = encode(pixels([fit_image(img, w, h, fit)]))
-            cond[:, :, pos] = z[:, :, 0].float().cpu()
-    elif settings.task == "v2v":
-        frames = list(video or [])
-        need = frames_needed(max(positions))
-        if len(frames) < need:
-            raise MediaError(f"video: position {max(positions)} needs at least {need} frames of the input video; "
-                             f"it has {len(frames)}")
-        # Encode only as much of the video as the output holds, cut to 4k+1 frames for the causal VAE.
-        usable = min(len(frames), settings.frames)
-        usable = (usable - 1) // 4 * 4 + 1
-        z = encode(pixels([fit_image(f, w, h, fit) for f in frames[:usable]]))
-        for pos in positions:
-            cond[:, :, pos] = z[:, :, pos].float().cpu()
-    return Conditions(cond, multipliers)
+    for pos, z in placed.items():
+        cond[:, :, pos] = z
+    for pos, a in anchors.items():
+        cond[:, :, pos] = a.latent.float().cpu()
+    return Conditions(cond, mult)

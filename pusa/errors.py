@@ -53,6 +53,11 @@ class ModelLoadError(PusaError):
     """A model folder or LoRA file is missing, incomplete or does not match the model."""
 
 
+class ModelInputError(ModelLoadError, InputError):
+    """A model folder or LoRA file the user named is missing or unreadable: bad input (CLI exit 2),
+    still a load failure for code that catches :class:`ModelLoadError`."""
+
+
 class LoraMismatchError(ModelLoadError):
     """A LoRA's keys or shapes do not fit the model it is applied to."""
 

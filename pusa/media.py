@@ -19,28 +19,47 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pusa.errors import MediaError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# Largest input image or video frame the engine decodes (width x height): 8K, far above any model's size.
+MAX_INPUT_PIXELS = 7680 * 4320
 
 
-def load_image(source: Any, field: str = "image") -> Image.Image:
-    """An RGB image with EXIF orientation applied and transparency flattened onto white."""
+def load_image(source: Any, field: str = "image", max_pixels: int = MAX_INPUT_PIXELS) -> Image.Image:
+    """An RGB image with EXIF orientation applied and transparency flattened onto white.
+
+    The pixel count is checked from the header before decoding, per call (PIL's process-wide
+    ``MAX_IMAGE_PIXELS`` guard is left as it is), so a tiny file cannot expand into gigabytes.
+    """
     if isinstance(source, Image.Image):
         img = source
     else:
         path = Path(source)
         if not path.is_file():
-            raise MediaError(f"{field}: file not found: {path}")
+            raise MediaError(f"{field}: file not found: {path.name}")
         try:
             img = Image.open(path)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise MediaError(f"{field}: image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}")
             img.load()
-        except (UnidentifiedImageError, OSError) as e:
-            raise MediaError(f"{field}: {path.name} is not a readable image (PNG, JPEG or WebP): {e}") from None
+        except Image.DecompressionBombError:
+            raise MediaError(f"{field}: image has more pixels than the limit of {max_pixels:,}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise MediaError(f"{field}: {path.name} is not an image we can read (PNG, JPEG or WebP)") from None
     img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "P") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return img.convert("RGB")
+
+
+def pixels(frames: list[Image.Image]) -> "torch.Tensor":
+    """PIL frames -> ``(1, 3, T, H, W)`` float32 in [-1, 1], the VAE's input."""
+    import torch
+
+    arr = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])  # T, H, W, 3
+    t = torch.from_numpy(arr).float().div_(127.5).sub_(1.0)
+    return t.permute(3, 0, 1, 2).unsqueeze(0).contiguous()
 
 
 def fit_image(img: Image.Image, width: int, height: int, mode: str = "crop") -> Image.Image:
@@ -55,26 +74,37 @@ def fit_image(img: Image.Image, width: int, height: int, mode: str = "crop") -> 
     raise MediaError(f"fit: {mode!r} is not allowed; expected 'crop' or 'letterbox'")
 
 
-def read_video_frames(source: str | Path, max_frames: int | None = None, field: str = "video") -> list[Image.Image]:
-    """Decode up to ``max_frames`` frames of any video PyAV can read, as RGB images."""
+def read_video_frames(source: str | Path, max_frames: int | None = None, field: str = "video",
+                      fit: tuple[int, int, str] | None = None, max_pixels: int = MAX_INPUT_PIXELS
+                      ) -> list[Image.Image]:
+    """Decode up to ``max_frames`` frames of any video PyAV can read, as RGB images.
+
+    With ``fit=(width, height, mode)`` each frame is fitted as soon as it is decoded, so memory
+    follows the output size, never the source's (a 4096x4096 input costs one frame at that size).
+    """
     import av
 
     path = Path(source)
     if not path.is_file():
-        raise MediaError(f"{field}: file not found: {path}")
+        raise MediaError(f"{field}: file not found: {path.name}")
     frames: list[Image.Image] = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise MediaError(f"{field}: {path.name} has no video stream")
+            ctx = container.streams.video[0].codec_context
+            if ctx.width * ctx.height > max_pixels:
+                raise MediaError(f"{field}: frames are {ctx.width}x{ctx.height} = {ctx.width * ctx.height:,} "
+                                 f"pixels; the limit is {max_pixels:,}")
             for frame in container.decode(video=0):
-                frames.append(frame.to_image().convert("RGB"))
+                img = frame.to_image().convert("RGB")
+                frames.append(fit_image(img, *fit) if fit is not None else img)
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except MediaError:
         raise
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise MediaError(f"{field}: {path.name} is not a readable video: {e}") from None
+    except (av.error.FFmpegError, OSError, ValueError):
+        raise MediaError(f"{field}: {path.name} is not a video we can read (MP4, WebM, MOV)") from None
     if not frames:
         raise MediaError(f"{field}: {path.name} contains no frames")
     return frames

@@ -1,6 +1,14 @@
 """The engine: check inputs, encode text, encode conditions, denoise, decode — for every task.
 
-Reading order follows diffusers' pipelines. The CLI, the web studio, the HTTP API and the trainer's
+Reading order follows diffusers' pipelines, and each step is a public method so other callers can
+compose them differently (a long-video planner chains ``prepare``/``denoise`` over windows and hands
+latents on as anchors; a parallel runner wraps the velocity model):
+
+    prepare   settings + inputs -> text context, condition latents and per-frame multipliers
+    denoise   noise + conditions + velocity model -> clean latents (the one sampler loop)
+    decode    latents -> uint8 frames, one latent frame at a time (progress and cancel per frame)
+
+``generate`` composes them. The CLI, the web studio, the HTTP API, ``pusa eval`` and the trainer's
 sample videos all call ``PusaPipeline.generate``; no edge has its own copy of any step.
 """
 
@@ -8,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,21 +24,23 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pusa.conditions import build_conditions
+from pusa.conditions import Anchor, Conditions, place_conditions
 from pusa.errors import InputError, ModelLoadError
-from pusa.loading.components import quiet_library_progress, load_text_encoder, load_tokenizer, load_transformer, load_vae
+from pusa.family import WAN21, ModelDefaults, ModelFamily, family_from_configs
+from pusa.latent_codec import LatentCodec
+from pusa.loading.components import load_text_encoder, load_tokenizer, load_transformer, load_vae
 from pusa.loading.devices import check_offload, place, resolve_device, resolve_dtype
 from pusa.loading.layout import ModelLayout, detect_layout
-from pusa.loading.lora import LoraWeights, MergedLoras, load_lora
+from pusa.loading.lora import LoraWeights, MergedLoras, load_lora, lora_files_per_expert
 from pusa.media import iter_images, read_video_frames
-from pusa.sampler import SamplerStep, guided, sample
+from pusa.sampler import sample
 from pusa.schedule import inference_sigmas
-from pusa.settings import GenerationSettings, ModelDefaults, latent_frames
+from pusa.settings import GenerationSettings
+from pusa.tasks import get_task
+from pusa.text import encode_prompts
+from pusa.velocity import WanVelocity
 
 log = logging.getLogger(__name__)
-
-LATENT_CHANNELS = 16
-SPATIAL, TEMPORAL = 8, 4
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,10 @@ class StepInfo:
     phase: str
     step: int
     total: int
+
+
+ProgressCallback = Callable[[StepInfo], None]
+LoadProgress = Callable[[str, str], None]
 
 
 @dataclass
@@ -56,24 +70,33 @@ class GenerationResult:
 
     @property
     def fps(self) -> int:
-        return self.settings.fps
+        return int(self.settings.fps or 16)
 
     @property
     def seed(self) -> int:
         return int(self.settings.seed)
 
     def metadata(self) -> dict[str, Any]:
+        """The sidecar JSON: settings, seed, model label and LoRA file names (never server paths)."""
         return {"settings": self.settings.to_public_dict(), "seed": self.seed, "model": self.model,
-                "loras": self.loras, "timings": {k: round(v, 4) for k, v in self.timings.items()},
-                "generator": "pusa"}
+                "loras": [Path(p).name for p in self.loras],
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa"}
 
 
-ProgressCallback = Callable[[StepInfo], None]
-LoadProgress = Callable[[str, str], None]
+@dataclass
+class Prepared:
+    """What ``prepare`` hands to ``denoise``: the resolved request, its text context and conditions."""
+
+    settings: GenerationSettings
+    shape: tuple[int, int, int, int, int]
+    context: torch.Tensor
+    negative: torch.Tensor | None
+    conditions: Conditions
 
 
-def latent_shape(settings: GenerationSettings) -> tuple[int, int, int, int, int]:
-    return (1, LATENT_CHANNELS, latent_frames(settings.frames), settings.height // SPATIAL, settings.width // SPATIAL)
+def latent_shape(settings: GenerationSettings, family: ModelFamily = WAN21) -> tuple[int, int, int, int, int]:
+    """Latent shape of a resolved request for ``family``."""
+    return family.latent_shape(settings.width, settings.height, settings.frames)
 
 
 def seeded_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
@@ -81,15 +104,22 @@ def seeded_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
 
 
+def _silent(info: StepInfo) -> None:
+    return None
+
+
 class PusaPipeline:
     """One loaded model (Wan2.1 or Wan2.2) with its LoRAs, ready to generate any task."""
 
     def __init__(self, layout: ModelLayout, transformers: list[torch.nn.Module], vae: torch.nn.Module,
                  text_encoder: torch.nn.Module, tokenizer: Any, device: torch.device, dtype: torch.dtype,
-                 loras: list[MergedLoras | None], lora_paths: list[str], text_device: torch.device | None = None):
+                 loras: list[MergedLoras | None], lora_paths: list[str], text_device: torch.device | None = None,
+                 family: ModelFamily | None = None, max_pixel_frames: int | None = None):
         self.layout = layout
+        self.family = family or layout.family
         self.transformers = transformers
         self.vae = vae
+        self.codec = LatentCodec(vae, device)
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.device = device
@@ -97,9 +127,7 @@ class PusaPipeline:
         self.loras = loras
         self.lora_paths = lora_paths
         self.text_device = text_device or device
-        cfg = vae.config
-        self._mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
-        self._std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.max_pixel_frames = max_pixel_frames
 
     # ------------------------------------------------------------------ loading
 
@@ -109,16 +137,17 @@ class PusaPipeline:
                         extra_lora_low: str | Path | None = None, use_default_lora: bool = True,
                         device: str = "auto", dtype: str = "auto", vae_dtype: str = "fp32", offload: str = "none",
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
+                        max_pixel_frames: int | None = None,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
         ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``."""
         report = on_progress or (lambda component, status: None)
-        quiet_library_progress()
         check_offload(offload)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)
         layout = detect_layout(model_dir)
+        per_expert = lora_files_per_expert(layout, lora, lora_low, extra_lora, extra_lora_low, use_default_lora)
         original = layout.kind != "diffusers"
 
         report("tokenizer", "loading")
@@ -139,9 +168,9 @@ class PusaPipeline:
         if vae_tiling:
             vae.enable_tiling()
         report("vae", "ready")
+        family = loaded_family(layout, vae, transformers[0])
 
         report("lora", "loading")
-        per_expert = _lora_files(layout, lora, lora_low, extra_lora, extra_lora_low, use_default_lora)
         merged, paths = [], []
         for model, files in zip(transformers, per_expert):
             weights: list[LoraWeights] = [load_lora(f) for f in files]
@@ -154,27 +183,32 @@ class PusaPipeline:
         models["vae"] = vae
         place(models, dev, offload, keep_on_cpu=("text_encoder",) if text_encoder_on_cpu else ())
         pipe = cls(layout, transformers, vae, text_encoder, tokenizer, dev, dt, merged, paths,
-                   torch.device("cpu") if text_encoder_on_cpu else dev)
-        log.info("loaded %s (%s) on %s/%s with %d LoRA file(s)", layout.label, layout.kind, dev, dt, len(paths))
+                   torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames)
+        log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)", layout.label, layout.kind, family.name, dev, dt,
+                 len(paths))
         return pipe
 
     @property
     def defaults(self) -> ModelDefaults:
-        return self.layout.defaults
+        return self.family.defaults
 
     @property
     def is_wan22(self) -> bool:
-        return self.layout.is_wan22
+        return self.family.is_wan22
 
     @property
     def label(self) -> str:
         return self.layout.label
 
-    # ------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------ building blocks
 
     def validate(self, settings: GenerationSettings, n_images: int = 0, has_video: bool = False) -> GenerationSettings:
         """Fill this model's defaults and the seed, and check the cross-field rules."""
-        return settings.resolve(self.defaults, n_images=n_images, has_video=has_video, wan22=self.is_wan22)
+        return settings.resolve(self.family, n_images=n_images, has_video=has_video,
+                                max_pixel_frames=self.max_pixel_frames)
+
+    def latent_shape(self, settings: GenerationSettings) -> tuple[int, int, int, int, int]:
+        return latent_shape(settings, self.family)
 
     def apply_lora_scales(self, settings: GenerationSettings) -> float:
         """Merge each expert's LoRAs at this request's alphas; returns the seconds spent (0 if unchanged)."""
@@ -188,85 +222,39 @@ class PusaPipeline:
                 spent += merged.last_merge_seconds
         return spent
 
-    @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """UMT5 embeddings padded to ``text_len``, zeroed past each prompt's real length."""
-        tok = self.tokenizer([" ".join(p.split()) for p in prompts], padding="max_length",
-                             max_length=self.layout.text_len, truncation=True, add_special_tokens=True,
-                             return_attention_mask=True, return_tensors="pt")
-        ids, mask = tok.input_ids.to(self.text_device), tok.attention_mask.to(self.text_device)
-        emb = self.text_encoder(ids, mask).last_hidden_state.float()
-        keep = mask.unsqueeze(-1).to(emb.dtype)
-        return (emb * keep).to(self.device, self.dtype)
+        emb, _ = encode_prompts(self.tokenizer, self.text_encoder, prompts, self.family.text_len, self.text_device)
+        return emb.to(self.device, self.dtype)
 
-    @torch.no_grad()
     def encode_pixels(self, px: torch.Tensor) -> torch.Tensor:
         """Pixels (1, 3, T, H, W) in [-1, 1] -> per-channel normalised latents (float32, CPU)."""
-        dtype = next(self.vae.parameters()).dtype
-        z = self.vae.encode(px.to(self.device, dtype)).latent_dist.mode().float().cpu()
-        return (z - self._mean) / self._std
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
-        """Normalised latents -> uint8 frames (T, H, W, 3)."""
-        dtype = next(self.vae.parameters()).dtype
-        z = latents.float().cpu() * self._std + self._mean
-        video = self.vae.decode(z.to(self.device, dtype), return_dict=False)[0].float().cpu()
-        video = ((video.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return video[0].permute(1, 2, 3, 0).numpy()
+        return self.codec.encode(px)
 
     def velocity_model(self, context: torch.Tensor, negative: torch.Tensor | None, cfg: float,
-                       grid: tuple[int, int], experts: list[str]):
-        """The sampler's model: picks the Wan2.2 expert by timestep, feeds per-token timesteps, applies CFG."""
-        tokens_per_frame = (grid[0] // 2) * (grid[1] // 2)
-        boundary = (self.layout.boundary or 0.0) * 1000.0
+                       latent_hw: tuple[int, int]) -> WanVelocity:
+        """The sampler's model over this pipeline's DiT(s)."""
+        return WanVelocity(self.transformers, self.family, context, negative, cfg, latent_hw, self.device, self.dtype)
 
-        def forward_with(dit: torch.nn.Module):
-            def forward(x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-                if bool((t == t[0]).all()):
-                    timestep = t[:1].to(self.device)
-                else:  # vectorised timesteps: one value per latent frame, repeated over its tokens
-                    timestep = t.repeat_interleave(tokens_per_frame)[None].to(self.device)
-                return dit(hidden_states=x.to(self.device, self.dtype), timestep=timestep,
-                           encoder_hidden_states=ctx, return_dict=False)[0]
-            return forward
-
-        guided_models = [guided(forward_with(d), context, negative, cfg) for d in self.transformers]
-
-        def model(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
-            index = 0 if not self.is_wan22 or float(t.max()) >= boundary else 1
-            experts.append("high" if self.is_wan22 and index == 0 else "low" if self.is_wan22 else "single")
-            return guided_models[index](x.to(self.device), t)
-
-        return model
-
-    # ------------------------------------------------------------------ the request
-
-    def generate(self, settings: GenerationSettings, *, images: Sequence[Image.Image | str | Path] | None = None,
-                 video: str | Path | Sequence[Image.Image] | None = None, noise: torch.Tensor | None = None,
-                 callback: ProgressCallback | None = None, return_latents: bool = False) -> GenerationResult:
-        """Generate one video. Raise ``InputError`` for bad input, ``GenerationCancelled`` if the
-        callback asks to stop (checked after every step)."""
-        report = callback or (lambda info: None)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-
-        # 1. check inputs
-        s = self.validate(settings, n_images=len(images or []), has_video=video is not None)
-        shape = latent_shape(s)
-        if noise is not None and tuple(noise.shape) != shape:
-            raise InputError(f"noise: shape {tuple(noise.shape)} does not match the request; expected {shape}")
+    def read_inputs(self, s: GenerationSettings, images: Sequence[Image.Image | str | Path] | None,
+                    video: str | Path | Sequence[Image.Image] | None
+                    ) -> tuple[list[Image.Image], list[Image.Image] | None]:
+        """Decode the request's images and video (video frames fitted to the output size as read)."""
         pil_images = iter_images(images)
-        frames_in = None
+        frames = None
         if video is not None:
-            frames_in = (read_video_frames(video, max_frames=s.frames) if isinstance(video, (str, Path))
-                         else [im.convert("RGB") for im in video])
+            frames = (read_video_frames(video, max_frames=s.frames, fit=(s.width, s.height, s.fit))
+                      if isinstance(video, (str, Path)) else [im.convert("RGB") for im in video])
+        return pil_images, frames
 
-        # 2. LoRA strength for this request (merged from the original weights when it changes)
-        report(StepInfo("lora", 0, 1))
-        timings["lora"] = self.apply_lora_scales(s)
+    # ------------------------------------------------------------------ the three steps
 
-        # 3. text
+    def prepare(self, s: GenerationSettings, images: list[Image.Image] | None = None,
+                video: list[Image.Image] | None = None, anchors: dict[int, Anchor] | None = None,
+                callback: ProgressCallback | None = None, timings: dict[str, float] | None = None) -> Prepared:
+        """Text context and conditions of a resolved request (``anchors``: pre-encoded latents)."""
+        report = callback or _silent
+        timings = timings if timings is not None else {}
         report(StepInfo("text", 0, 1))
         t0 = time.perf_counter()
         use_cfg = s.cfg != 1.0
@@ -274,62 +262,77 @@ class PusaPipeline:
         context, negative = emb[:1], (emb[1:2] if use_cfg else None)
         timings["text"] = time.perf_counter() - t0
 
-        # 4. conditions
         report(StepInfo("encode", 0, 1))
         t0 = time.perf_counter()
-        conditions = build_conditions(s, self.encode_pixels, shape, pil_images, frames_in)
+        shape = self.latent_shape(s)
+        placed = get_task(s.task).condition_latents(s, self.encode_pixels, self.family, images, video)
+        conditions = place_conditions(shape, placed, s.cond_positions, s.noise_multipliers, anchors)
         timings["encode"] = time.perf_counter() - t0
+        return Prepared(s, shape, context, negative, conditions)
 
-        # 5. denoise
-        t0 = time.perf_counter()
-        eps = (noise.float().cpu() if noise is not None else seeded_noise(shape, s.seed)).to(self.device)
-        cond = conditions.latents.to(self.device) if conditions.latents is not None else None
-        experts: list[str] = []
-        model = self.velocity_model(context, negative, s.cfg, (shape[3], shape[4]), experts)
+    def denoise(self, prepared: Prepared, noise: torch.Tensor, callback: ProgressCallback | None = None
+                ) -> tuple[torch.Tensor, WanVelocity]:
+        """The VTA sampler from ``noise`` under ``prepared``'s conditions; returns latents and the model used."""
+        report = callback or _silent
+        s = prepared.settings
+        eps = noise.float().cpu().to(self.device)
+        cond = prepared.conditions.latents
+        cond = cond.to(self.device) if cond is not None else None
+        model = self.velocity_model(prepared.context, prepared.negative, s.cfg, prepared.shape[3:])
         report(StepInfo("denoise", 0, s.steps))
-        latents = sample(model, eps, inference_sigmas(s.steps, s.shift), conditions.multipliers, cond,
+        latents = sample(model, eps, inference_sigmas(s.steps, s.shift), prepared.conditions.multipliers, cond,
                          callback=lambda st: report(StepInfo("denoise", st.step, st.total)))
+        return latents, model
+
+    def decode(self, latents: torch.Tensor, callback: ProgressCallback | None = None) -> np.ndarray:
+        """Normalised latents -> uint8 frames (T, H, W, 3), reporting each decoded latent frame."""
+        report = callback or _silent
+        return self.codec.decode(latents, lambda done, total: report(StepInfo("decode", done, total)))
+
+    # ------------------------------------------------------------------ the request
+
+    def generate(self, settings: GenerationSettings, *, images: Sequence[Image.Image | str | Path] | None = None,
+                 video: str | Path | Sequence[Image.Image] | None = None, noise: torch.Tensor | None = None,
+                 anchors: dict[int, Anchor] | None = None, callback: ProgressCallback | None = None,
+                 return_latents: bool = False) -> GenerationResult:
+        """Generate one video. Raise ``InputError`` for bad input, ``GenerationCancelled`` if the
+        callback asks to stop (it is called after every step of every phase)."""
+        report = callback or _silent
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        s = self.validate(settings, n_images=len(images or []), has_video=video is not None)
+        shape = self.latent_shape(s)
+        if noise is not None and tuple(noise.shape) != shape:
+            raise InputError(f"noise: shape {tuple(noise.shape)} does not match the request; expected {shape}")
+        pil_images, frames_in = self.read_inputs(s, images, video)
+
+        report(StepInfo("lora", 0, 1))
+        timings["lora"] = self.apply_lora_scales(s)
+
+        prepared = self.prepare(s, pil_images, frames_in, anchors, report, timings)
+
+        t0 = time.perf_counter()
+        eps = noise if noise is not None else seeded_noise(shape, s.seed)
+        latents, model = self.denoise(prepared, eps, report)
         timings["denoise"] = time.perf_counter() - t0
         timings["per_step"] = timings["denoise"] / s.steps
 
-        # 6. decode
-        report(StepInfo("decode", 0, 1))
+        report(StepInfo("decode", 0, shape[2]))
         t0 = time.perf_counter()
-        frames = self.decode(latents)
+        frames = self.decode(latents, report)
         timings["decode"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
-        report(StepInfo("decode", 1, 1))
         return GenerationResult(frames=frames, settings=s, timings=timings, model=self.label, loras=self.lora_paths,
-                                experts=experts, latents=latents.cpu() if return_latents else None)
+                                experts=model.experts, latents=latents.cpu() if return_latents else None)
 
 
-def _lora_files(layout: ModelLayout, lora, lora_low, extra, extra_low, use_default: bool) -> list[list[Path]]:
-    """LoRA files per expert: ``[[pusa, extra?]]`` for Wan2.1, ``[[high...], [low...]]`` for Wan2.2."""
-    if lora is None and use_default and layout.default_lora is not None:
-        lora = layout.default_lora
-    lora = Path(lora).expanduser() if lora is not None else None
-    if not layout.is_wan22:
-        for name, p in (("lora_low", lora_low), ("extra_lora_low", extra_low)):
-            if p is not None:
-                raise InputError(f"{name}: only a Wan2.2 (high/low noise) model takes a second LoRA per expert")
-        files = [p for p in (lora, Path(extra).expanduser() if extra else None) if p is not None]
-        for f in files:
-            if not f.is_file():
-                raise ModelLoadError(f"LoRA file not found: {f}")
-        return [files]
-    high = lora
-    low = Path(lora_low).expanduser() if lora_low else None
-    if high is not None and high.is_dir():
-        folder = high
-        high, low = folder / "high_noise_pusa.safetensors", low or folder / "low_noise_pusa.safetensors"
-    if (high is None) != (low is None):
-        raise InputError("lora_low: a Wan2.2 model needs both LoRAs (high and low noise) or neither")
-    out: list[list[Path]] = [[], []]
-    for i, (main, ext) in enumerate(((high, extra), (low, extra_low))):
-        for p in (main, Path(ext).expanduser() if ext else None):
-            if p is None:
-                continue
-            if not p.is_file():
-                raise ModelLoadError(f"LoRA file not found: {p}")
-            out[i].append(p)
-    return out
+def loaded_family(layout: ModelLayout, vae: torch.nn.Module, transformer: torch.nn.Module) -> ModelFamily:
+    """The family read from the loaded components' configs (authoritative over the folder's files)."""
+    family = family_from_configs(dict(vae.config), dict(transformer.config), experts=len(layout.transformers),
+                                 boundary=layout.family.boundary, text_len=layout.family.text_len)
+    family = replace(family, name=layout.family.name, defaults=layout.family.defaults)
+    if int(transformer.config.in_channels) != family.latent_channels:
+        raise ModelLoadError(f"the DiT takes {transformer.config.in_channels} latent channels but the VAE makes "
+                             f"{family.latent_channels}; the VAE and the transformer are from different models")
+    return family

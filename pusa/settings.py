@@ -15,16 +15,17 @@ field, the value and the allowed values.
 
 from __future__ import annotations
 
+import math
 import secrets
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError,
+                      field_validator)
 
 from pusa.errors import FieldProblem, SettingsError
+from pusa.family import WAN21, ModelDefaults, ModelFamily
+from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, DEFAULT_VIDEO_MULTIPLIER, TASKS, get_task  # noqa: F401
 
-TASKS = ("t2v", "i2v", "keyframes", "v2v")
-Task = Literal["t2v", "i2v", "keyframes", "v2v"]
 FitMode = Literal["crop", "letterbox"]
 
 SIZE_PRESETS: dict[str, tuple[int, int]] = {"480p": (832, 480), "720p": (1280, 720)}
@@ -38,30 +39,22 @@ DEFAULT_NEGATIVE_PROMPT = (
     "walking backwards"
 )
 
-DEFAULT_IMAGE_MULTIPLIER = 0.2
-DEFAULT_VIDEO_MULTIPLIER = 0.0
 MAX_SEED = 2**63 - 1
+# Pixel frames (width x height x frames) a request may ask of a model, as a multiple of its default
+# window: 720p at 81 frames fits Wan (832x480x81 default), 128x128x33 fits pusa-tiny (64x64x33).
+PIXEL_BUDGET_MARGIN = 4
+EXCERPT = 60
 
 
-@dataclass(frozen=True)
-class ModelDefaults:
-    """What a model folder decides when a request leaves size or frames open."""
-
-    width: int = 832
-    height: int = 480
-    frames: int = 81
+def excerpt(value: Any, limit: int = EXCERPT) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error never echoes a whole (possibly huge) value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 12] + f"... ({len(text)} chars)"
 
 
-def latent_frames(frames: int) -> int:
-    """Latent frames of the Wan VAE for ``frames`` pixel frames (causal 4x: 81 -> 21)."""
-    return (frames - 1) // 4 + 1
-
-
-def pixel_frames_of_latent(position: int) -> tuple[int, int]:
-    """Pixel frame range ``[first, last]`` a latent slot stands for (slot 0 is the first frame alone)."""
-    if position == 0:
-        return (0, 0)
-    return (4 * position - 3, 4 * position)
+def default_pixel_budget(family: ModelFamily) -> int:
+    d = family.defaults
+    return PIXEL_BUDGET_MARGIN * d.width * d.height * d.frames
 
 
 def _parse_list(value: Any, kind: type, field: str) -> Any:
@@ -82,8 +75,8 @@ def _parse_list(value: Any, kind: type, field: str) -> Any:
                     out.append(float(p))
             except ValueError:
                 noun = "an integer" if kind is int else "a number"
-                raise ValueError(f"{p!r} in {value!r} is not {noun}; write a comma-separated list such as "
-                                 f"{'0,20' if kind is int else '0.2,0.5'}") from None
+                raise ValueError(f"{excerpt(p)} in {excerpt(value)} is not {noun}; write a comma-separated list "
+                                 f"such as {'0,20' if kind is int else '0.2,0.5'}") from None
         return out
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [value]
@@ -95,30 +88,50 @@ class GenerationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
-    task: Task = Field("t2v", description="t2v, i2v, keyframes or v2v")
-    prompt: str = Field(..., min_length=1, max_length=4000, description="What the video shows")
-    negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, max_length=4000,
-                                 description="What to steer away from (used when cfg > 1)")
-    steps: int = Field(10, ge=1, le=50, description="Denoising steps: more gives detail, costs time linearly")
-    lora_alpha: float = Field(1.4, ge=0.0, le=5.0,
-                              description="Pusa LoRA strength: higher is more temporally consistent but stiffer; "
-                                          "too high freezes or collapses, too low loses consistency")
-    lora_alpha_low: float | None = Field(None, ge=0.0, le=5.0,
-                                         description="Wan2.2 only: alpha of the low-noise expert "
-                                                     "(lora_alpha is then the high-noise one)")
-    extra_lora_scale: float = Field(1.0, ge=0.0, le=5.0,
-                                    description="Scale of the optional second LoRA (e.g. a step-distillation LoRA)")
-    cond_positions: list[int] | None = Field(None, description="Latent frame index of each condition, e.g. 0,20")
-    noise_multipliers: list[float] | None = Field(
+    task: StrictStr = Field("t2v", description=f"one of {', '.join(TASKS)}")
+    prompt: StrictStr = Field(..., min_length=1, max_length=4000, description="What the video shows")
+    negative_prompt: StrictStr = Field(DEFAULT_NEGATIVE_PROMPT, max_length=4000,
+                                       description="What to steer away from (used when cfg > 1)")
+    steps: StrictInt = Field(10, ge=1, le=50, description="Denoising steps: more gives detail, costs time linearly")
+    lora_alpha: StrictFloat = Field(1.4, ge=0.0, le=5.0, allow_inf_nan=False,
+                                    description="Pusa LoRA strength: higher is more temporally consistent but "
+                                                "stiffer; too high freezes or collapses, too low loses consistency")
+    lora_alpha_low: StrictFloat | None = Field(None, ge=0.0, le=5.0, allow_inf_nan=False,
+                                               description="Wan2.2 only: alpha of the low-noise expert "
+                                                           "(lora_alpha is then the high-noise one)")
+    extra_lora_scale: StrictFloat = Field(1.0, ge=0.0, le=5.0, allow_inf_nan=False,
+                                          description="Scale of the optional second LoRA (e.g. a step-distillation "
+                                                      "LoRA)")
+    cond_positions: list[StrictInt] | None = Field(None, description="Latent frame index of each condition, "
+                                                                     "e.g. 0,20")
+    noise_multipliers: list[StrictFloat] | None = Field(
         None, description="One per condition, 0..1: lower keeps the condition more faithful, higher gives freedom")
-    cfg: float = Field(5.0, ge=1.0, le=20.0, description="Classifier-free guidance scale; 1 = one forward per step")
-    shift: float = Field(5.0, gt=0.0, le=20.0, description="Sigma schedule shift")
-    width: int | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
-    height: int | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
-    frames: int | None = Field(None, ge=1, le=1001, description="4k+1 pixel frames; default: the model's")
-    fps: int = Field(16, ge=1, le=120, description="Frames per second of the written video")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Random when omitted; the used seed is reported")
+    cfg: StrictFloat = Field(5.0, ge=1.0, le=20.0, allow_inf_nan=False,
+                             description="Classifier-free guidance scale; 1 = one forward per step")
+    shift: StrictFloat = Field(5.0, gt=0.0, le=20.0, allow_inf_nan=False, description="Sigma schedule shift")
+    width: StrictInt | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
+    height: StrictInt | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
+    frames: StrictInt | None = Field(None, ge=1, le=1001, description="4k+1 pixel frames; default: the model's")
+    fps: StrictInt | None = Field(None, ge=1, le=120, description="Frames per second of the written video; "
+                                                                  "default: the model's (16 for Wan2.1)")
+    seed: StrictInt | None = Field(None, ge=0, le=MAX_SEED, description="Random when omitted; the used seed is "
+                                                                        "reported")
     fit: FitMode = Field("crop", description="How inputs of another aspect are fitted: crop (center) or letterbox")
+
+    @field_validator("steps", "width", "height", "frames", "fps", "seed", mode="before")
+    @classmethod
+    def _integral(cls, v: Any) -> Any:
+        """JSON clients may write 10.0 for 10; a fraction (64.9) or a bool stays an error, never rounded."""
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+            return int(v)
+        return v
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in TASKS:
+            raise ValueError(f"{excerpt(v)} is not allowed; expected one of {', '.join(TASKS)}")
+        return v
 
     @field_validator("cond_positions", mode="before")
     @classmethod
@@ -137,6 +150,14 @@ class GenerationSettings(BaseModel):
             bad = [m for m in v if not 0.0 <= m <= 1.0]
             if bad:
                 raise ValueError(f"{bad[0]} is outside the allowed range 0 to 1 (0 keeps the condition exact)")
+        return v
+
+    @field_validator("cond_positions")
+    @classmethod
+    def _positions_not_negative(cls, v: list[int] | None) -> list[int] | None:
+        bad = [p for p in v or [] if p < 0]
+        if bad:
+            raise ValueError(f"position {bad[0]} is below 0; latent positions start at 0")
         return v
 
     @field_validator("width", "height")
@@ -170,6 +191,9 @@ class GenerationSettings(BaseModel):
         merged.update(kwargs)
         size = merged.pop("size", None)
         if size is not None:
+            given = [k for k in ("width", "height") if merged.get(k) is not None]
+            if given:
+                raise SettingsError.single("size", f"give either size or {' and '.join(given)}, not both")
             try:
                 merged["width"], merged["height"] = parse_size(size)
             except ValueError as e:
@@ -181,63 +205,49 @@ class GenerationSettings(BaseModel):
 
     # ------------------------------------------------------------------ cross-field checks
 
-    def resolve(self, defaults: ModelDefaults | None = None, *, n_images: int = 0, has_video: bool = False,
-                wan22: bool = False) -> "GenerationSettings":
-        """Fill model defaults and the seed, then check the fields that depend on each other."""
-        defaults = defaults or ModelDefaults()
+    def resolve(self, family: ModelFamily | ModelDefaults | None = None, *, n_images: int = 0,
+                has_video: bool = False, wan22: bool | None = None,
+                max_pixel_frames: int | None = None) -> "GenerationSettings":
+        """Fill the model's defaults and the seed, then check the fields that depend on each other.
+
+        ``family`` is the loaded model's (its geometry decides latent positions and size multiples);
+        ``max_pixel_frames`` bounds width x height x frames (default: :data:`PIXEL_BUDGET_MARGIN`
+        times the model's default window), so a request cannot ask a model for what it cannot do.
+        """
+        if family is None:
+            family = WAN21
+        elif isinstance(family, ModelDefaults):
+            family = WAN21.with_defaults(width=family.width, height=family.height, frames=family.frames)
+        wan22 = family.is_wan22 if wan22 is None else wan22
+        spec = get_task(self.task)
+        d = family.defaults
         s = self.model_copy(deep=True)
-        s.width = s.width or defaults.width
-        s.height = s.height or defaults.height
-        s.frames = s.frames or defaults.frames
+        s.width = s.width or d.width
+        s.height = s.height or d.height
+        s.frames = s.frames or d.frames
+        s.fps = s.fps or d.fps
         if s.seed is None:
             s.seed = secrets.randbelow(2**32)
         problems: list[FieldProblem] = []
-        n_latent = latent_frames(s.frames)
+        multiple = family.size_multiple
+        for name in ("width", "height"):
+            if getattr(s, name) % multiple:
+                problems.append(FieldProblem(name, f"{getattr(s, name)} is not a multiple of {multiple} "
+                                                   f"(this model's VAE stride x patch)"))
+        if not family.valid_frames(s.frames):
+            problems.append(FieldProblem("frames", f"{s.frames} is not of the form {family.temporal_stride}k+1"))
+        budget = max_pixel_frames or default_pixel_budget(family)
+        if s.width * s.height * s.frames > budget:
+            problems.append(FieldProblem(
+                "size", f"{s.width}x{s.height} x {s.frames} frames is {s.width * s.height * s.frames:,} pixel "
+                        f"frames; this model allows at most {budget:,} (default {d.width}x{d.height} x {d.frames})"))
+        n_latent = family.latent_frames(s.frames)
         if s.lora_alpha_low is not None and not wan22:
             problems.append(FieldProblem("lora_alpha_low", "only applies to a Wan2.2 (high/low noise) model; "
                                                             "use lora_alpha"))
-
-        if s.task == "t2v":
-            if n_images:
-                problems.append(FieldProblem("images", f"t2v takes no image (got {n_images}); use i2v or keyframes"))
-            if has_video:
-                problems.append(FieldProblem("video", "t2v takes no video; use v2v"))
-            if s.cond_positions:
-                problems.append(FieldProblem("cond_positions", "t2v has no conditions; leave it empty"))
-            if s.noise_multipliers:
-                problems.append(FieldProblem("noise_multipliers", "t2v has no conditions; leave it empty"))
-        elif s.task == "i2v":
-            if n_images != 1:
-                problems.append(FieldProblem("images", f"i2v takes exactly 1 image (got {n_images})"))
-            if has_video:
-                problems.append(FieldProblem("video", "i2v takes no video; use v2v"))
-            s.cond_positions = s.cond_positions or [0]
-            s.noise_multipliers = s.noise_multipliers or [DEFAULT_IMAGE_MULTIPLIER]
-        elif s.task == "keyframes":
-            if n_images < 1:
-                problems.append(FieldProblem("images", "keyframes needs at least 1 image (usually 2 or more)"))
-            if has_video:
-                problems.append(FieldProblem("video", "keyframes takes images, not a video; use v2v"))
-            if s.cond_positions is None and n_images >= 1:
-                s.cond_positions = _evenly_spaced(n_images, n_latent)
-            if s.noise_multipliers is None and s.cond_positions:
-                s.noise_multipliers = [DEFAULT_IMAGE_MULTIPLIER] * len(s.cond_positions)
-            if s.cond_positions is not None and n_images and len(s.cond_positions) != n_images:
-                problems.append(FieldProblem(
-                    "cond_positions", f"{len(s.cond_positions)} positions for {n_images} images; give one "
-                                      f"position per image, in image order"))
-        elif s.task == "v2v":
-            if not has_video:
-                problems.append(FieldProblem("video", "v2v needs an input video"))
-            if n_images:
-                problems.append(FieldProblem("images", "v2v takes a video, not images; use keyframes"))
-            if not s.cond_positions:
-                problems.append(FieldProblem("cond_positions", "v2v needs the latent positions to keep from the "
-                                                               "video, e.g. 0,1,2,3 (first 13 frames)"))
-            elif s.noise_multipliers is None:
-                s.noise_multipliers = [DEFAULT_VIDEO_MULTIPLIER] * len(s.cond_positions)
-
-        if s.task != "t2v" and s.cond_positions is not None:
+        problems += spec.input_problems(n_images, has_video)
+        problems += spec.fill(s, n_images, n_latent)
+        if spec.conditioned and s.cond_positions is not None:
             bad = [p for p in s.cond_positions if not 0 <= p < n_latent]
             if bad:
                 problems.append(FieldProblem(
@@ -260,26 +270,23 @@ class GenerationSettings(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _evenly_spaced(n: int, n_latent: int) -> list[int]:
-    if n == 1:
-        return [0]
-    return [round(i * (n_latent - 1) / (n - 1)) for i in range(n)]
-
-
 def parse_size(value: Any) -> tuple[int, int]:
-    """Parse ``"832x480"``, a preset name (``480p``, ``720p``) or a ``(w, h)`` pair."""
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    text = str(value).strip().lower()
+    """Parse ``"832x480"``, a preset name (``480p``, ``720p``) or a ``[w, h]`` pair of whole numbers."""
+    if isinstance(value, (tuple, list)):
+        if len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return int(value[0]), int(value[1])
+        raise ValueError(f"{excerpt(value)} is not a size; write [WIDTH, HEIGHT] with two whole numbers, "
+                         f"WIDTHxHEIGHT such as 832x480, or one of {', '.join(SIZE_PRESETS)}")
+    if not isinstance(value, str):
+        raise ValueError(f"{excerpt(value)} is not a size; write WIDTHxHEIGHT such as 832x480, or one of "
+                         f"{', '.join(SIZE_PRESETS)}")
+    text = value.strip().lower()
     if text in SIZE_PRESETS:
         return SIZE_PRESETS[text]
     parts = text.replace("*", "x").split("x")
-    if len(parts) == 2:
-        try:
-            return int(parts[0]), int(parts[1])
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a size; write WIDTHxHEIGHT such as 832x480, or one of "
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    raise ValueError(f"{excerpt(value)} is not a size; write WIDTHxHEIGHT such as 832x480, or one of "
                      f"{', '.join(SIZE_PRESETS)}")
 
 
@@ -288,11 +295,13 @@ def settings_error_from(err: ValidationError) -> SettingsError:
     problems = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"] if not isinstance(p, int)) or "settings"
+        field = field.split(".")[0] if field.split(".")[0] in GenerationSettings.model_fields else field
         value = e.get("input")
         ctx = e.get("ctx") or {}
         kind = e["type"]
         if kind == "extra_forbidden":
             allowed = ", ".join(GenerationSettings.model_fields)
+            field = excerpt(field, 40).strip("'")
             msg = f"unknown setting; allowed settings are: {allowed}"
         elif kind == "missing":
             msg = "is required"
@@ -304,12 +313,35 @@ def settings_error_from(err: ValidationError) -> SettingsError:
                 lo = getattr(m, "gt", None) if getattr(m, "gt", None) is not None else lo
                 hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
             rng = f"from {lo} to {hi}" if lo is not None and hi is not None else str(ctx)
-            msg = f"{value!r} is not allowed; expected a value {rng}"
+            msg = f"{excerpt(value)} is not allowed; expected a value {rng}"
         elif kind == "literal_error":
-            msg = f"{value!r} is not allowed; expected one of {ctx.get('expected')}"
+            msg = f"{excerpt(value)} is not allowed; expected one of {ctx.get('expected')}"
         elif kind == "value_error":
             msg = str(ctx.get("error", e["msg"]))
+        elif kind in ("int_type", "float_type", "string_type", "list_type", "bool_type"):
+            want = {"int_type": "a whole number", "float_type": "a number", "string_type": "a string",
+                    "list_type": "a list", "bool_type": "true or false"}[kind]
+            if isinstance(value, bool):
+                got = "a boolean"
+            elif isinstance(value, float) and kind == "int_type" and math.isfinite(value):
+                got = "a number with a fractional part"
+            else:
+                got = f"of type {type(value).__name__}"
+            msg = f"{excerpt(value)} is not allowed: expected {want}, got {got}"
+        elif kind in ("string_too_long", "too_long"):
+            msg = f"is too long ({len(value) if hasattr(value, '__len__') else '?'}); the limit is " \
+                  f"{ctx.get('max_length')}"
         else:
-            msg = f"{value!r} is not allowed: {e['msg']}"
+            msg = f"{excerpt(value)} is not allowed: {e['msg']}"
         problems.append(FieldProblem(field, msg))
     return SettingsError(problems)
+
+
+def latent_frames(frames: int) -> int:
+    """Wan2.1 geometry; kept only until the studio reads the loaded model's family (TODO remove)."""
+    return WAN21.latent_frames(frames)
+
+
+def pixel_frames_of_latent(position: int) -> tuple[int, int]:
+    """Wan2.1 geometry; kept only until the studio reads the loaded model's family (TODO remove)."""
+    return WAN21.pixel_range(position)

@@ -22,15 +22,6 @@ log = logging.getLogger(__name__)
 WAN_HEAD_DIM = 128
 
 
-def quiet_library_progress() -> None:
-    """Our own progress reporting replaces the libraries' per-file bars (they would flood the CLI)."""
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-
-
 # ----------------------------------------------------------------------------- generic helpers
 
 def read_sharded_safetensors(folder: Path, stem: str = "diffusion_pytorch_model") -> dict[str, torch.Tensor]:

@@ -11,13 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pusa.errors import ModelLoadError
-from pusa.settings import ModelDefaults
+from pusa.errors import ModelInputError, ModelLoadError
+from pusa.family import WAN22_BOUNDARY, ModelDefaults, ModelFamily, family_from_configs
 
 T5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
 TOKENIZER_DIR = "google/umt5-xxl"
-WAN22_BOUNDARY = 0.875
 
 
 @dataclass
@@ -30,15 +29,25 @@ class ModelLayout:
     vae: Path
     text_encoder: Path
     tokenizer: Path
-    boundary: float | None = None
-    text_len: int = 512
-    defaults: ModelDefaults = field(default_factory=ModelDefaults)
+    family: ModelFamily = field(default_factory=ModelFamily)
     default_lora: Path | None = None
     label: str = ""
 
     @property
     def is_wan22(self) -> bool:
-        return len(self.transformers) == 2
+        return self.family.is_wan22
+
+    @property
+    def defaults(self) -> ModelDefaults:
+        return self.family.defaults
+
+    @property
+    def boundary(self) -> float | None:
+        return self.family.boundary
+
+    @property
+    def text_len(self) -> int:
+        return self.family.text_len
 
     def describe(self) -> list[tuple[str, str]]:
         """Component -> path pairs, for ``pusa info``."""
@@ -48,7 +57,7 @@ class ModelLayout:
         rows += [("vae", str(self.vae)), ("text encoder", str(self.text_encoder)), ("tokenizer", str(self.tokenizer))]
         if self.boundary is not None:
             rows.append(("expert boundary", f"{self.boundary} x 1000 timesteps"))
-        rows.append(("defaults", f"{self.defaults.width}x{self.defaults.height}, {self.defaults.frames} frames"))
+        rows.append(("family", self.family.describe()))
         if self.default_lora:
             rows.append(("default LoRA", str(self.default_lora)))
         return rows
@@ -60,57 +69,79 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _pusa_meta(root: Path) -> tuple[ModelDefaults, Path | None, str, dict]:
+def _pusa_meta(root: Path) -> dict:
     meta_path = root / "pusa.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    base = ModelDefaults()
-    defaults = ModelDefaults(width=int(meta.get("width", base.width)), height=int(meta.get("height", base.height)),
-                             frames=int(meta.get("frames", base.frames)))
-    lora = root / meta["lora"] if meta.get("lora") else None
-    return defaults, lora, str(meta.get("label", root.name)), meta
+    try:
+        return json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{meta_path} is not valid JSON ({e})") from None
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path} is not valid JSON ({e})") from None
+
+
+def _original_dit_as_diffusers(cfg: dict) -> dict:
+    """The few DiT facts the family needs, from an original Wan ``config.json`` (diffusers names)."""
+    out: dict = {"patch_size": cfg.get("patch_size", (1, 2, 2))}
+    if cfg.get("in_dim"):
+        out["in_channels"] = int(cfg["in_dim"])
+    if cfg.get("num_heads"):
+        out["num_attention_heads"] = int(cfg["num_heads"])
+    return out
 
 
 def detect_layout(root: str | Path) -> ModelLayout:
-    """Inspect ``root`` and return its layout, or raise ``ModelLoadError`` saying what is missing."""
+    """Inspect ``root`` and return its layout and model family (from configs, no weights read),
+    or raise ``ModelLoadError`` saying what is missing."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ModelLoadError(f"model folder not found: {root}")
-    defaults, lora, label, meta = _pusa_meta(root)
+        raise ModelInputError(f"model: model folder not found: {root}")
+    meta = _pusa_meta(root)
+    lora = root / meta["lora"] if meta.get("lora") else None
+    label = str(meta.get("label", root.name))
     text_len = int(meta.get("text_len", 512))
 
     if (root / "model_index.json").is_file():
-        index = json.loads((root / "model_index.json").read_text())
+        index = _json(root / "model_index.json")
         transformers = [_require(root / "transformer", "transformer folder")]
         boundary = None
         if index.get("transformer_2") and index["transformer_2"][0] is not None:
             transformers.append(_require(root / "transformer_2", "transformer_2 folder"))
             boundary = float(index.get("boundary_ratio") or WAN22_BOUNDARY)
-        return ModelLayout(root, "diffusers", transformers, _require(root / "vae", "vae folder"),
-                           _require(root / "text_encoder", "text_encoder folder"),
-                           _require(root / "tokenizer", "tokenizer folder"), boundary, text_len, defaults, lora,
-                           label)
+        vae = _require(root / "vae", "vae folder")
+        family = family_from_configs(_json(vae / "config.json"), _json(transformers[0] / "config.json"),
+                                     experts=len(transformers), boundary=boundary, meta=meta, text_len=text_len)
+        return ModelLayout(root, "diffusers", transformers, vae, _require(root / "text_encoder", "text_encoder folder"),
+                           _require(root / "tokenizer", "tokenizer folder"), family, lora, label)
 
     if (root / "high_noise_model").is_dir() or (root / "low_noise_model").is_dir():
         high = _require(root / "high_noise_model", "Wan2.2 high_noise_model folder")
         low = _require(root / "low_noise_model", "Wan2.2 low_noise_model folder")
         cfg = _original_config(high)
+        family = family_from_configs({}, _original_dit_as_diffusers(cfg), experts=2,
+                                     boundary=float(cfg.get("boundary", WAN22_BOUNDARY)), meta=meta,
+                                     text_len=int(cfg.get("text_len", text_len)))
         return ModelLayout(root, "wan2.2-original", [high, low], _require(root / VAE_FILE, "Wan VAE"),
                            _require(root / T5_FILE, "UMT5 encoder"), _require(root / TOKENIZER_DIR, "tokenizer folder"),
-                           float(cfg.get("boundary", WAN22_BOUNDARY)), int(cfg.get("text_len", text_len)), defaults,
-                           lora, label)
+                           family, lora, label)
 
     if list(root.glob("diffusion_pytorch_model*.safetensors")) or (root / "config.json").is_file():
         cfg = _original_config(root)
+        family = family_from_configs({}, _original_dit_as_diffusers(cfg), meta=meta,
+                                     text_len=int(cfg.get("text_len", text_len)))
         return ModelLayout(root, "wan2.1-original", [root], _require(root / VAE_FILE, "Wan VAE"),
                            _require(root / T5_FILE, "UMT5 encoder"), _require(root / TOKENIZER_DIR, "tokenizer folder"),
-                           None, int(cfg.get("text_len", text_len)), defaults, lora, label)
+                           family, lora, label)
 
-    raise ModelLoadError(
-        f"{root} is not a recognised model folder: expected model_index.json (diffusers layout), "
+    raise ModelInputError(
+        f"model: {root} is not a recognised model folder: expected model_index.json (diffusers layout), "
         f"diffusion_pytorch_model*.safetensors + config.json (Wan2.1 original) or high_noise_model/ + "
         f"low_noise_model/ (Wan2.2)")
 
 
 def _original_config(folder: Path) -> dict:
-    path = folder / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return _json(folder / "config.json")

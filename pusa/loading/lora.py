@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pusa.errors import LoraMismatchError, ModelLoadError
+from pusa.errors import InputError, LoraMismatchError, ModelInputError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read ``.safetensors`` or a torch pickle (never executing code), unwrapping nested dicts."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"LoRA file not found: {path}")
+        raise ModelInputError(f"LoRA file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelInputError(f"LoRA {path.name} is not a readable safetensors file ({e})") from None
     from pusa.loading.components import torch_load_tensors
 
-    obj = torch_load_tensors(path)
+    try:
+        obj = torch_load_tensors(path)
+    except ModelLoadError as e:
+        raise ModelInputError(f"LoRA {e}") from None
     return _unwrap(obj, path)
 
 
@@ -97,7 +104,7 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
                     obj = nested[0]
                 continue
         break
-    raise ModelLoadError(f"{path} holds no tensors in a recognised layout")
+    raise ModelInputError(f"LoRA {path.name} holds no tensors in a recognised layout")
 
 
 def _module_name(raw: str) -> str:
@@ -238,3 +245,36 @@ class MergedLoras:
         weight.data.copy_(w.to(weight.dtype))
         if b is not None:
             mod.bias.data.copy_(b.to(mod.bias.dtype))
+
+
+def lora_files_per_expert(layout, lora, lora_low, extra, extra_low, use_default: bool) -> list[list[Path]]:
+    """LoRA files per expert, checked to exist before any weight loads: ``[[pusa, extra?]]`` for one
+    DiT, ``[[high...], [low...]]`` for Wan2.2 (``lora`` may be a folder with both Pusa files)."""
+    if lora is None and use_default and layout.default_lora is not None:
+        lora = layout.default_lora
+    lora = Path(lora).expanduser() if lora is not None else None
+    if not layout.is_wan22:
+        for name, p in (("lora_low", lora_low), ("extra_lora_low", extra_low)):
+            if p is not None:
+                raise InputError(f"{name}: only a Wan2.2 (high/low noise) model takes a second LoRA per expert")
+        files = [p for p in (lora, Path(extra).expanduser() if extra else None) if p is not None]
+        for f in files:
+            if not f.is_file():
+                raise ModelInputError(f"LoRA file not found: {f}")
+        return [files]
+    high = lora
+    low = Path(lora_low).expanduser() if lora_low else None
+    if high is not None and high.is_dir():
+        folder = high
+        high, low = folder / "high_noise_pusa.safetensors", low or folder / "low_noise_pusa.safetensors"
+    if (high is None) != (low is None):
+        raise InputError("lora_low: a Wan2.2 model needs both LoRAs (high and low noise) or neither")
+    out: list[list[Path]] = [[], []]
+    for i, (main, ext) in enumerate(((high, extra), (low, extra_low))):
+        for p in (main, Path(ext).expanduser() if ext else None):
+            if p is None:
+                continue
+            if not p.is_file():
+                raise ModelInputError(f"LoRA file not found: {p}")
+            out[i].append(p)
+    return out

@@ -36,9 +36,9 @@ def test_crop_and_letterbox_keep_aspect():
 
 def test_unreadable_inputs(tmp_path):
     (tmp_path / "x.png").write_text("not an image")
-    with pytest.raises(MediaError, match="image: x.png is not a readable image"):
+    with pytest.raises(MediaError, match="image: x.png is not an image we can read"):
         load_image(tmp_path / "x.png")
-    with pytest.raises(MediaError, match="video: x.png is not a readable video"):
+    with pytest.raises(MediaError, match="video: x.png is not a video we can read"):
         read_video_frames(tmp_path / "x.png")
 
 

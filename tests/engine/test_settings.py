@@ -25,7 +25,8 @@ FIELD_ERRORS = [
     ({"shift": 0}, "shift", "shift"),
     ({"fps": 0}, "fps", "from 1 to 120"),
     ({"seed": -1}, "seed", "from 0 to"),
-    ({"task": "t2i"}, "task", "expected one of 't2v', 'i2v', 'keyframes' or 'v2v'"),
+    ({"task": "keyframes", "cond_positions": "-1,8"}, "cond_positions", "position -1 is below 0"),
+    ({"task": "t2i"}, "task", "expected one of i2v, keyframes, v2v, t2v"),
     ({"fit": "stretch"}, "fit", "'crop' or 'letterbox'"),
     ({"prompt": "   "}, "prompt", "must not be blank"),
     ({"stpes": 10}, "stpes", "unknown setting; allowed settings are"),
@@ -62,7 +63,8 @@ CROSS_ERRORS = [
     ({"task": "t2v"}, 1, False, "images", "t2v takes no image"),
     ({"task": "t2v", "cond_positions": "0"}, 0, False, "cond_positions", "t2v has no conditions"),
     ({"lora_alpha_low": 1.0}, 0, False, "lora_alpha_low", "only applies to a Wan2.2"),
-    ({"task": "keyframes", "cond_positions": "-1,20"}, 2, False, "cond_positions", "-1 is outside 0 to 20"),
+    ({"task": "keyframes", "cond_positions": "0,21"}, 2, False, "cond_positions", "21 is outside 0 to 20"),
+    ({"task": "keyframes", "frames": 9}, 10, False, "images", "10 images but 9 frames have only 3 latent positions"),
 ]
 
 
@@ -96,5 +98,6 @@ def test_resolve_fills_model_defaults_and_a_seed():
 
 def test_defaults_are_the_seed_demo_ones():
     s = GenerationSettings.parse(BASE)
-    assert (s.steps, s.lora_alpha, s.cfg, s.shift, s.fps) == (10, 1.4, 5.0, 5.0, 16)
+    assert (s.steps, s.lora_alpha, s.cfg, s.shift) == (10, 1.4, 5.0, 5.0)
+    assert s.fps is None and s.resolve().fps == 16  # the model's fps (Wan2.1: 16)
     assert s.negative_prompt

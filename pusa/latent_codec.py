@@ -1,0 +1,88 @@
+"""Pixels <-> normalised latents through the Wan VAE, decoded frame by frame.
+
+Why not just ``vae.decode``: diffusers' Wan decode already runs one latent frame at a time through
+its causal cache, but only returns when the whole video is done. Driving the same loop here (same
+modules, same cache, same order, so the output is bit-identical) gives a progress report and a
+cancel point after every latent frame, and lets a caller stream pixel chunks to a file instead of
+holding the whole video. Tiled decoding (``--vae-tiling``) keeps diffusers' own path.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+# Called after each decoded latent frame with (done, total); may raise to cancel.
+FrameCallback = Callable[[int, int], None]
+
+
+class LatentCodec:
+    """The VAE of one model with its per-channel latent normalisation (mean/std from its config)."""
+
+    def __init__(self, vae: nn.Module, device: torch.device):
+        self.vae = vae
+        self.device = device
+        cfg = vae.config
+        self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+    @torch.no_grad()
+    def encode(self, px: torch.Tensor) -> torch.Tensor:
+        """Pixels ``(1, 3, T, H, W)`` in [-1, 1] -> normalised latents (float32, CPU)."""
+        z = self.vae.encode(px.to(self.device, self.dtype)).latent_dist.mode().float().cpu()
+        return (z - self.mean) / self.std
+
+    def _tiled(self, latents: torch.Tensor) -> bool:
+        vae = self.vae
+        if not getattr(vae, "use_tiling", False):
+            return False
+        ratio = vae.spatial_compression_ratio
+        return (latents.shape[-1] > vae.tile_sample_min_width // ratio
+                or latents.shape[-2] > vae.tile_sample_min_height // ratio)
+
+    @torch.no_grad()
+    def decode_chunks(self, latents: torch.Tensor, callback: FrameCallback | None = None) -> Iterator[np.ndarray]:
+        """Yield uint8 pixel frames ``(t, H, W, 3)`` chunk by chunk, one latent frame at a time."""
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+        vae = self.vae
+        z = (latents.float().cpu() * self.std + self.mean).to(self.device, self.dtype)
+        n = z.shape[2]
+        if self._tiled(z):
+            yield _to_uint8(vae.decode(z, return_dict=False)[0])
+            if callback is not None:
+                callback(n, n)
+            return
+        hook = getattr(vae, "_hf_hook", None)
+        if hook is not None and hasattr(hook, "pre_forward"):
+            hook.pre_forward(vae)  # accelerate's offload hook, as diffusers' decode would call it
+        vae.clear_cache()
+        try:
+            x = vae.post_quant_conv(z)
+            for i in range(n):
+                vae._conv_idx = [0]
+                out = vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                                  **({"first_chunk": True} if i == 0 else {}))
+                if vae.config.patch_size is not None:
+                    out = unpatchify(out, patch_size=vae.config.patch_size)
+                yield _to_uint8(torch.clamp(out, min=-1.0, max=1.0))
+                if callback is not None:
+                    callback(i + 1, n)
+        finally:
+            vae.clear_cache()
+
+    def decode(self, latents: torch.Tensor, callback: FrameCallback | None = None) -> np.ndarray:
+        """Normalised latents -> uint8 frames ``(T, H, W, 3)``."""
+        return np.concatenate(list(self.decode_chunks(latents, callback)), axis=0)
+
+
+def _to_uint8(video: torch.Tensor) -> np.ndarray:
+    video = ((video.float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return video[0].permute(1, 2, 3, 0).numpy()

@@ -1,0 +1,54 @@
+"""The sampler's model for Wan DiTs: expert choice, per-token timesteps and classifier-free guidance.
+
+The sampler hands over one timestep per latent frame. The Wan DiT in diffusers takes either one
+timestep for the whole video or one per token; Pusa needs the second whenever frames differ (a
+condition frame is less noisy), laid out frame-major: each frame's value repeated over that
+frame's tokens (``repeat_interleave``, never ``repeat``). Wan2.2's two experts are switched on the
+step's largest timestep, so a clean condition frame never drags a noisy step onto the low-noise
+expert.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from pusa.family import ModelFamily
+from pusa.sampler import guided
+
+
+class WanVelocity:
+    """Callable ``(x, t, step) -> v`` over one or two Wan DiTs; records which expert ran at each step."""
+
+    def __init__(self, transformers: list[torch.nn.Module], family: ModelFamily, context: torch.Tensor,
+                 negative: torch.Tensor | None, cfg: float, latent_hw: tuple[int, int], device: torch.device,
+                 dtype: torch.dtype):
+        self.family = family
+        self.device = device
+        self.dtype = dtype
+        self.tokens_per_frame = family.tokens_per_frame(*latent_hw)
+        self.boundary = (family.boundary or 0.0) * 1000.0
+        self.experts: list[str] = []
+        self.forwards = 0
+        self._models = [guided(partial(self.forward, dit), context, negative, cfg) for dit in transformers]
+
+    def timestep(self, t: torch.Tensor) -> torch.Tensor:
+        """One scalar when every frame agrees (cheaper for the DiT), else one value per token."""
+        if bool((t == t[0]).all()):
+            return t[:1].to(self.device)
+        return t.repeat_interleave(self.tokens_per_frame)[None].to(self.device)
+
+    def forward(self, dit: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        self.forwards += 1
+        return dit(hidden_states=x.to(self.device, self.dtype), timestep=self.timestep(t),
+                   encoder_hidden_states=context, return_dict=False)[0]
+
+    def expert(self, t: torch.Tensor) -> int:
+        """0 (high noise, or the only DiT) while the step's largest timestep is at or above the boundary."""
+        return 0 if not self.family.is_wan22 or float(t.max()) >= self.boundary else 1
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+        index = self.expert(t)
+        self.experts.append(("high" if index == 0 else "low") if self.family.is_wan22 else "single")
+        return self._models[index](x.to(self.device), t)
