@@ -2,11 +2,13 @@
 
 Install both with ``scripts/install_browser.sh``. The server runs the real engine on the tiny
 model, slowed per denoising step so the live progress bar can be seen. Screenshots of every tab
-are written to docs/screenshots/.
+go to a temporary folder; to refresh the README's, run with
+``PUSA_SCREENSHOTS_DIR=docs/screenshots``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +29,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 expect = sync_api.expect
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 TAB_NAMES = {"i2v": "Image→Video", "keyframes": "Multi-frame→Video", "v2v": "Video→Video", "t2v": "Text→Video"}
@@ -39,7 +40,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     app = create_app(config, loader=slow_loader(config, 0.2), studio=True)
     with LiveServer(app) as srv:
         deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.host.ready:
+        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
             assert time.time() < deadline, "studio or model not ready"
             time.sleep(0.2)
         yield srv
@@ -104,11 +105,23 @@ def generate_and_check(page, task: str) -> None:
     expect(page.locator(f"#{task}-seed-info")).to_contain_text("seed", timeout=10_000)
 
 
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tmp = SHOTS / f".{name}.tmp.png"
-    page.screenshot(path=str(tmp), full_page=True)
-    shutil.move(tmp, SHOTS / f"{name}.png")
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: a temporary folder unless PUSA_SCREENSHOTS_DIR names one (e.g. docs/screenshots)."""
+    wanted = os.environ.get("PUSA_SCREENSHOTS_DIR")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def shoot(shots: Path):
+    def take(page, name: str) -> None:
+        tmp = shots / f".{name}.tmp.png"
+        page.screenshot(path=str(tmp), full_page=True)
+        shutil.move(tmp, shots / f"{name}.png")
+
+    return take
 
 
 def open_tab(page, task: str) -> None:
@@ -116,7 +129,7 @@ def open_tab(page, task: str) -> None:
     page.locator(f"#{task}-generate").wait_for(state="visible")
 
 
-def test_image_to_video_tab(page, inputs) -> None:
+def test_image_to_video_tab(page, inputs, shoot) -> None:
     open_tab(page, "i2v")
     page.locator("#i2v-image input[type=file]").set_input_files(str(inputs["a"]))
     page.locator("#i2v-image img").first.wait_for(timeout=15_000)
@@ -137,7 +150,7 @@ def test_image_to_video_tab(page, inputs) -> None:
     assert seed_box.input_value() != "-1" and seed_box.input_value() in seed_text
 
 
-def test_multi_frame_tab_with_timeline(page, inputs) -> None:
+def test_multi_frame_tab_with_timeline(page, inputs, shoot) -> None:
     open_tab(page, "keyframes")
     page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
     page.locator("#keyframes-image-0 img").first.wait_for(timeout=15_000)
@@ -160,7 +173,7 @@ def test_multi_frame_tab_with_timeline(page, inputs) -> None:
     shoot(page, "keyframes")
 
 
-def test_bad_position_string_shows_message_next_to_field(page, inputs) -> None:
+def test_bad_position_string_shows_message_next_to_field(page, inputs, shoot) -> None:
     open_tab(page, "keyframes")
     page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
     page.locator("#keyframes-image-1 input[type=file]").set_input_files(str(inputs["b"]))
@@ -178,7 +191,7 @@ def test_bad_position_string_shows_message_next_to_field(page, inputs) -> None:
     shoot(page, "keyframes-error")
 
 
-def test_video_to_video_tab(page, inputs) -> None:
+def test_video_to_video_tab(page, inputs, shoot) -> None:
     open_tab(page, "v2v")
     page.locator("#v2v-video-in input[type=file]").set_input_files(str(inputs["video"]))
     page.locator("#v2v-video-in video").first.wait_for(timeout=15_000)
@@ -189,7 +202,7 @@ def test_video_to_video_tab(page, inputs) -> None:
     shoot(page, "v2v")
 
 
-def test_text_to_video_tab_and_history(page) -> None:
+def test_text_to_video_tab_and_history(page, shoot) -> None:
     open_tab(page, "t2v")
     textbox(page, "t2v-prompt").fill("a red fox in the snow")
     set_number(page, "t2v-steps", "5")
@@ -204,7 +217,7 @@ def test_text_to_video_tab_and_history(page) -> None:
     shoot(page, "history")
 
 
-def test_korean_interface(browser, server) -> None:
+def test_korean_interface(browser, server, shoot) -> None:
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
     try:
         pg = ctx.new_page()

@@ -1,0 +1,241 @@
+"""Task forms: which inputs a tab shows, and the mapping between its values and a job's settings and files.
+
+The tabs differ only in their input set (one image, keyframes, a video, or text alone); each set is
+one :class:`Form`, and :data:`TASK_FORMS` says which form a task uses (read from the task registry
+once it exists). Nothing here checks values: the engine's settings check does, and its field
+problems come back next to the fields they name (:func:`show_errors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from pusa.service.i18n import say
+from pusa.service.jobs import Upload
+from pusa.service.store import Job
+from pusa.service.studio.inputs import InputFiles, StudioImage, StudioVideo
+from pusa.service.studio.keyframes import MAX_KEYFRAMES, KeyframeSlots, build_keyframe_slots, whole
+from pusa.service.studio.render import T, field_error_html, status_html
+from pusa.settings import DEFAULT_IMAGE_MULTIPLIER
+
+# task -> its form; the tab order of the page. Later: {name: spec.form for name, spec in TASKS.items()}.
+TASK_FORMS: dict[str, str] = {"i2v": "image", "keyframes": "keyframes", "v2v": "video", "t2v": "text"}
+ERR_BOX: dict[str, Any] = {"padding": False, "container": False, "elem_classes": ["pusa-err-wrap"]}
+# settings every tab sends as the user set them (numbers made whole where they are)
+COMMON_NUMBERS = ("steps", "lora_alpha", "cfg", "fps")
+OPTIONAL_NUMBERS = ("width", "height", "frames")
+FILLED_FROM_JOB = ("prompt", "negative_prompt", "steps", "lora_alpha", "lora_alpha_low", "cfg", "fps", "width",
+                   "height", "frames", "fit")
+
+
+@dataclass
+class TaskTab:
+    """The components of one task tab (settings-bearing inputs by settings name, outputs by role)."""
+
+    task: str
+    form: "Form"
+    inputs: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, Any] = field(default_factory=dict)  # field -> error box next to it
+    keyframes: KeyframeSlots | None = None
+    general_error: Any = None
+    status: Any = None
+    video: Any = None
+    download: Any = None
+    seed_info: Any = None
+    reuse: Any = None
+    reuse_seed: Any = None
+    job_state: Any = None
+    seed_state: Any = None
+    generate: Any = None
+    cancel: Any = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.inputs)
+
+    @property
+    def components(self) -> list[Any]:
+        return list(self.inputs.values())
+
+    def error_box(self, key: str) -> Any:
+        return gr.HTML("", elem_id=f"{self.task}-err-{key}", **ERR_BOX)
+
+
+class Form:
+    """A text-only form; subclasses add their inputs above and below the prompt."""
+
+    takes_files = False
+
+    def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
+        """Inputs above the prompt."""
+
+    def build_conditions(self, tab: TaskTab) -> None:
+        """Inputs below the prompt."""
+
+    def wire(self, tab: TaskTab) -> None:
+        """Events among the form's own inputs (after the whole tab exists)."""
+
+    def settings(self, vals: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def files(self, vals: dict[str, Any], files: InputFiles) -> tuple[list[Upload], Upload | None]:
+        return [], None
+
+    def fill(self, tab: TaskTab, s: dict[str, Any], images: list[str | None], video: str | None) -> dict[Any, Any]:
+        """Updates that put a job's settings and inputs back into the form (files: copies in the upload cache)."""
+        return {}
+
+
+class ImageForm(Form):
+    takes_files = True
+
+    def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
+        tab.inputs["image"] = StudioImage(type="filepath", label=T("image"), height=260,
+                                          sources=["upload", "clipboard"],
+                                          elem_id=f"{tab.task}-image").guard(files, "images")
+        tab.errors["images"] = tab.error_box("images")
+
+    def build_conditions(self, tab: TaskTab) -> None:
+        tab.inputs["noise_multiplier"] = gr.Slider(0.0, 1.0, value=DEFAULT_IMAGE_MULTIPLIER, step=0.05,
+                                                   label=T("noise_multiplier"), info=T("help_noise_multiplier"),
+                                                   elem_id=f"{tab.task}-noise_multiplier")
+
+    def settings(self, vals: dict[str, Any]) -> dict[str, Any]:
+        return {"noise_multipliers": [whole(vals["noise_multiplier"])]}
+
+    def files(self, vals: dict[str, Any], files: InputFiles) -> tuple[list[Upload], Upload | None]:
+        if not vals.get("image"):
+            return [], None
+        return [Upload(field="images", path=files.accept(vals["image"], "images"))], None
+
+    def fill(self, tab: TaskTab, s: dict[str, Any], images: list[str | None], video: str | None) -> dict[Any, Any]:
+        up: dict[Any, Any] = {}
+        if s.get("noise_multipliers"):
+            up[tab.inputs["noise_multiplier"]] = s["noise_multipliers"][0]
+        if images:
+            up[tab.inputs["image"]] = images[0]
+        return up
+
+
+class KeyframesForm(Form):
+    takes_files = True
+
+    def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
+        tab.keyframes = build_keyframe_slots(files, tab.errors, tab.error_box, model_frames)
+        for i, image in enumerate(tab.keyframes.images):
+            tab.inputs[f"image_{i}"] = image
+        tab.inputs["cond_positions"] = tab.keyframes.positions_text
+        tab.inputs["noise_multipliers"] = tab.keyframes.multipliers_text
+
+    def wire(self, tab: TaskTab) -> None:
+        assert tab.keyframes is not None
+        tab.keyframes.wire(tab.inputs["frames"])
+
+    def files(self, vals: dict[str, Any], files: InputFiles) -> tuple[list[Upload], Upload | None]:
+        images: list[Upload] = []
+        for i in range(MAX_KEYFRAMES):
+            if vals.get(f"image_{i}"):
+                name = f"images[{len(images)}]"
+                images.append(Upload(field=name, path=files.accept(vals[f"image_{i}"], name)))
+        return images, None
+
+    def fill(self, tab: TaskTab, s: dict[str, Any], images: list[str | None], video: str | None) -> dict[Any, Any]:
+        return {tab.inputs[f"image_{i}"]: images[i] if i < len(images) else None for i in range(MAX_KEYFRAMES)}
+
+
+class VideoForm(Form):
+    takes_files = True
+
+    def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
+        tab.inputs["video"] = StudioVideo(label=T("video_in"), sources=["upload"], height=260,
+                                          elem_id=f"{tab.task}-video-in").guard(files, "video")
+        tab.errors["video"] = tab.error_box("video")
+
+    def build_conditions(self, tab: TaskTab) -> None:
+        tab.inputs["cond_positions"] = gr.Textbox("0,1,2,3", label=T("cond_positions"), info=T("help_v2v_positions"),
+                                                  elem_id=f"{tab.task}-cond_positions")
+        tab.errors["cond_positions"] = tab.error_box("cond_positions")
+        tab.inputs["noise_multipliers"] = gr.Textbox("", label=T("noise_multipliers"), info=T("help_v2v_multipliers"),
+                                                     placeholder="0.0,0.0,0.0,0.0",
+                                                     elem_id=f"{tab.task}-noise_multipliers")
+        tab.errors["noise_multipliers"] = tab.error_box("noise_multipliers")
+
+    def files(self, vals: dict[str, Any], files: InputFiles) -> tuple[list[Upload], Upload | None]:
+        if not vals.get("video"):
+            return [], None
+        path = files.accept(vals["video"], "video")
+        return [], Upload(field="video", path=path, filename=Path(vals["video"]).name)
+
+    def fill(self, tab: TaskTab, s: dict[str, Any], images: list[str | None], video: str | None) -> dict[Any, Any]:
+        return {tab.inputs["video"]: video} if video else {}
+
+
+FORMS: dict[str, Form] = {"image": ImageForm(), "keyframes": KeyframesForm(), "video": VideoForm(), "text": Form()}
+
+
+def form_of(task: str) -> Form:
+    return FORMS[TASK_FORMS[task]]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def collect(tab: TaskTab, vals: dict[str, Any], files: InputFiles,
+            wan22: bool) -> tuple[dict[str, Any], list[Upload], Upload | None]:
+    """Tab values -> (raw settings dict, image uploads, video upload). No rules here: the engine checks."""
+    raw: dict[str, Any] = {"task": tab.task, "prompt": vals.get("prompt") or ""}
+    for key in COMMON_NUMBERS:
+        raw[key] = whole(vals[key])
+    if wan22:
+        raw["lora_alpha_low"] = whole(vals["lora_alpha_low"])
+    for key in OPTIONAL_NUMBERS:
+        if vals.get(key) is not None:
+            raw[key] = whole(vals[key])
+    seed = whole(vals.get("seed"))
+    if seed is not None and seed != -1:
+        raw["seed"] = seed
+    if vals.get("negative_prompt") is not None:
+        raw["negative_prompt"] = vals["negative_prompt"]
+    if vals.get("fit"):
+        raw["fit"] = vals["fit"]
+    raw.update(tab.form.settings(vals))
+    for key in ("cond_positions", "noise_multipliers"):
+        if key in vals and not _blank(vals[key]):
+            raw[key] = vals[key]
+    images, video = tab.form.files(vals, files)
+    return raw, images, video
+
+
+def fill_from_job(tab: TaskTab, job: Job, files: InputFiles, data_dir: Path) -> dict[Any, Any]:
+    """Fill a tab's inputs from a job (its resolved settings when known, incl. the seed used)."""
+    s = dict(job.settings)
+    s.update(job.resolved or {})
+    up: dict[Any, Any] = {tab.inputs[k]: s[k] for k in FILLED_FROM_JOB if k in tab.inputs and s.get(k) is not None}
+    up[tab.inputs["seed"]] = s.get("seed") if s.get("seed") is not None else -1
+    # the page may send back only files in the upload cache, so a past job's inputs go there first
+    images = [files.adopt(data_dir / p) for p in job.images]
+    up.update(tab.form.fill(tab, s, images, files.adopt(data_dir / job.video) if job.video else None))
+    if "cond_positions" in tab.inputs:
+        pos, mult = s.get("cond_positions"), s.get("noise_multipliers")
+        up[tab.inputs["cond_positions"]] = ",".join(str(p) for p in pos) if pos else ""
+        up[tab.inputs["noise_multipliers"]] = ",".join(f"{m:g}" for m in mult) if mult else ""
+    return up
+
+
+def show_errors(tab: TaskTab, problems: list[tuple[str, str]], lang: str, cleared: dict[Any, str]) -> dict[Any, Any]:
+    """Each problem next to its field when the tab has a box for it; all of them in the general box."""
+    out: dict[Any, Any] = dict(cleared)
+    for fld, msg in problems:
+        key = fld.split("[")[0]
+        key = "size" if key in ("width", "height", "size") else key
+        if key in tab.errors:
+            out[tab.errors[key]] = (out.get(tab.errors[key]) or "") + field_error_html(f"{fld}: {msg}")
+    text = "; ".join(f"{f}: {m}" for f, m in problems)
+    out[tab.general_error] = field_error_html(say("st_fix", lang, error=text))
+    out[tab.status] = status_html(tab.task, None, lang, True, "")
+    return out

@@ -1,0 +1,108 @@
+"""The History tab: every job, the past videos, and reuse / resubmit / delete of the selected one."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from pusa.service.jobs import JobConflict, JobNotFound, JobService
+from pusa.service.store import SUCCEEDED
+from pusa.service.studio.forms import TaskTab, fill_from_job
+from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.render import T
+
+LISTED_JOBS = 100
+GALLERY_VIDEOS = 24
+HEADERS = ["id", "status", "task", "prompt", "seed", "created"]
+
+
+def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_tabs: dict[str, TaskTab],
+                  files: InputFiles, data_dir: Path) -> None:
+    """Lay out the tab and wire it; ``task_tabs`` receive a job's settings on "reuse"."""
+    ids_state = gr.State([])
+    gallery_ids = gr.State([])
+    selected = gr.State(None)
+    refresh = gr.Button(T("refresh"), size="sm", elem_id="history-refresh")
+    gallery = gr.Gallery(label=T("past_videos"), columns=4, height="auto", allow_preview=False,
+                         elem_id="history-gallery")
+    table = gr.Dataframe(headers=HEADERS, interactive=False, label=T("all_jobs"), elem_id="history-table", wrap=True)
+    with gr.Row():
+        with gr.Column():
+            detail_video = gr.Video(label=T("result"), interactive=False, elem_id="history-video")
+        with gr.Column():
+            detail = gr.JSON(label=T("job_details"), elem_id="history-detail")
+            with gr.Row():
+                reuse = gr.Button(T("reuse"), elem_id="history-reuse")
+                resubmit = gr.Button(T("resubmit"), elem_id="history-resubmit")
+                delete = gr.Button(T("delete"), variant="stop", elem_id="history-delete")
+            note = gr.Markdown("", elem_id="history-note")
+
+    def load() -> list[Any]:
+        jobs, _ = service.list_jobs(limit=LISTED_JOBS)
+        rows = [[j.id, j.status, j.task, (j.settings.get("prompt") or "")[:80], (j.resolved or {}).get("seed", ""),
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
+        vids = [(j, service.output_path(j)) for j in jobs if j.status == SUCCEEDED]
+        vids = [(j, p) for j, p in vids if p is not None][:GALLERY_VIDEOS]
+        gal = [(str(p), f"{j.task} · {(j.settings.get('prompt') or '')[:40]}") for j, p in vids]
+        return [rows, [j.id for j in jobs], gal, [j.id for j, _ in vids]]
+
+    def show(job_id: str | None) -> list[Any]:
+        if not job_id:
+            return [None, None, job_id]
+        try:
+            job = service.get(job_id)
+        except JobNotFound:
+            return [None, None, None]
+        path = service.output_path(job)
+        return [service.job_dict(job), str(path) if path else None, job_id]
+
+    def pick_row(ids: list[str], evt: gr.SelectData) -> list[Any]:
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return show(ids[row] if 0 <= row < len(ids) else None)
+
+    def pick_video(ids: list[str], evt: gr.SelectData) -> list[Any]:
+        i = evt.index if isinstance(evt.index, int) else evt.index[0]
+        return show(ids[i] if 0 <= i < len(ids) else None)
+
+    listing = [table, ids_state, gallery, gallery_ids]
+    refresh.click(load, None, listing, queue=False)
+    history_tab.select(load, None, listing, queue=False)
+    table.select(pick_row, ids_state, [detail, detail_video, selected], queue=False)
+    gallery.select(pick_video, gallery_ids, [detail, detail_video, selected], queue=False)
+
+    def reuse_fn(job_id: str | None) -> dict[Any, Any]:
+        if not job_id:
+            return {}
+        try:
+            job = service.get(job_id)
+        except JobNotFound:
+            return {}
+        return {**fill_from_job(task_tabs[job.task], job, files, data_dir), tabs: gr.Tabs(selected=job.task)}
+
+    all_inputs = [c for t in task_tabs.values() for c in t.components]
+    reuse.click(reuse_fn, selected, [tabs, *all_inputs], queue=False)
+
+    def resubmit_fn(job_id: str | None) -> list[Any]:
+        if not job_id:
+            return ["", *load(), *show(None)]
+        try:
+            job = service.resubmit(job_id)
+        except (JobNotFound, JobConflict) as e:
+            return [f"⚠ {e}", *load(), *show(job_id)]
+        return [f"queued job `{job.id}` (from `{job_id}`)", *load(), *show(job.id)]
+
+    resubmit.click(resubmit_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)
+
+    def delete_fn(job_id: str | None) -> list[Any]:
+        if not job_id:
+            return ["", *load(), *show(None)]
+        try:
+            action = service.cancel_or_delete(job_id)
+        except (JobNotFound, JobConflict) as e:
+            return [f"⚠ {e}", *load(), *show(job_id)]
+        return [f"{action}: `{job_id}`", *load(), *show(None if action == "deleted" else job_id)]
+
+    delete.click(delete_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)

@@ -1,0 +1,139 @@
+"""The page: header and model banner, one tab per task (in the registry's order), and History.
+
+Every tab has the same frame: its form's inputs, the prompt, the shared parameters, Generate and
+Cancel on the left; status, result and reuse buttons on the right. What differs per task is the
+form (:mod:`forms`); the events live in :mod:`polling` and :mod:`history`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from pusa.service.jobs import JobService
+from pusa.service.studio.examples import add_examples, write_examples
+from pusa.service.studio.forms import ERR_BOX, TASK_FORMS, TaskTab, form_of
+from pusa.service.studio.history import build_history
+from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.polling import JobFollower, wire_task_tab
+from pusa.service.studio.render import T, model_status_html, status_html
+from pusa.settings import DEFAULT_NEGATIVE_PROMPT
+
+FALLBACK_FRAMES = 81  # the timeline's length until the model has loaded and says its own
+SIZE_PRESETS = {"model default": (None, None), "832x480 (480p)": (832, 480), "480x832 (480p portrait)": (480, 832),
+                "1280x720 (720p)": (1280, 720), "720x1280 (720p portrait)": (720, 1280), "512x512": (512, 512),
+                "64x64 (tiny)": (64, 64), "custom": (None, None)}
+
+
+class StudioPage:
+    """Builds the Blocks for one service; the tabs it built stay in ``tabs`` (task -> TaskTab)."""
+
+    def __init__(self, service: JobService, data_dir: Path, files: InputFiles):
+        self.service = service
+        self.data_dir = data_dir
+        self.files = files
+        self.follower = JobFollower(service)
+        self.tabs: dict[str, TaskTab] = {}
+
+    def model_frames(self) -> int:
+        defaults = self.service.model_defaults
+        return defaults.frames if defaults is not None else FALLBACK_FRAMES
+
+    def build(self) -> gr.Blocks:
+        write_examples(self.files.examples_dir)
+        with gr.Blocks(title="Pusa studio", analytics_enabled=False) as demo:
+            gr.Markdown(f"# {T('title')}")
+            gr.Markdown(T("subtitle"))
+            model_status = gr.HTML(model_status_html(self.service.model_snapshot()), elem_id="model-status")
+            timer = gr.Timer(1.0)
+            with gr.Tabs() as tabs:
+                for task in TASK_FORMS:
+                    with gr.Tab(T(f"tab_{task}"), id=task, elem_id=f"tab-{task}"):
+                        self._task_tab(task)
+                with gr.Tab(T("tab_history"), id="history", elem_id="tab-history") as history_tab:
+                    build_history(self.service, tabs, history_tab, self.tabs, self.files, self.data_dir)
+            alpha_lows = [t.inputs["lora_alpha_low"] for t in self.tabs.values()]
+
+            def tick() -> list[Any]:
+                wan22 = self.service.model_is_wan22
+                return [model_status_html(self.service.model_snapshot()),
+                        gr.Timer(active=not self.service.model_settled),
+                        *[gr.update(visible=wan22) for _ in alpha_lows]]
+
+            timer.tick(tick, None, [model_status, timer, *alpha_lows], show_progress="hidden", queue=False)
+            demo.load(tick, None, [model_status, timer, *alpha_lows], show_progress="hidden", queue=False)
+        return demo
+
+    def _task_tab(self, task: str) -> None:
+        tab = TaskTab(task, form_of(task))
+        self.tabs[task] = tab
+        tab.job_state = gr.State(None)
+        tab.seed_state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                tab.form.build_media(tab, self.files, self.model_frames)
+                tab.inputs["prompt"] = gr.Textbox(label=T("prompt"), placeholder=T("prompt_ph"), lines=2,
+                                                  elem_id=f"{task}-prompt")
+                tab.errors["prompt"] = tab.error_box("prompt")
+                tab.form.build_conditions(tab)
+                _shared_parameters(tab)
+                with gr.Row():
+                    tab.generate = gr.Button(T("generate"), variant="primary", elem_id=f"{task}-generate")
+                    tab.cancel = gr.Button(T("cancel"), variant="stop", elem_id=f"{task}-cancel")
+            with gr.Column(scale=1):
+                tab.status = gr.HTML(status_html(task, None, "en", False), elem_id=f"{task}-status")
+                tab.general_error = gr.HTML("", elem_id=f"{task}-error", **ERR_BOX)
+                tab.video = gr.Video(label=T("result"), interactive=False, autoplay=True, loop=True, height=320,
+                                     elem_id=f"{task}-video")
+                tab.seed_info = gr.Markdown("", elem_id=f"{task}-seed-info")
+                with gr.Row():
+                    tab.download = gr.DownloadButton(T("download"), visible=False, elem_id=f"{task}-download")
+                    tab.reuse = gr.Button(T("reuse"), visible=False, elem_id=f"{task}-reuse")
+                    tab.reuse_seed = gr.Button(T("reuse_seed"), visible=False, elem_id=f"{task}-reuse-seed")
+        add_examples(tab, self.files.examples_dir)
+        tab.form.wire(tab)
+        wire_task_tab(tab, self.service, self.files, self.data_dir, self.follower)
+
+
+def _shared_parameters(tab: TaskTab) -> None:
+    """Parameters every task shares (the seed's alpha/steps plus the additions)."""
+    task = tab.task
+    with gr.Row():
+        tab.inputs["lora_alpha"] = gr.Slider(0.1, 5.0, value=1.4, step=0.1, label=T("lora_alpha"),
+                                             info=T("help_lora_alpha"), elem_id=f"{task}-lora_alpha")
+        tab.inputs["lora_alpha_low"] = gr.Slider(0.1, 5.0, value=1.4, step=0.1, label=T("lora_alpha_low"),
+                                                 info=T("help_lora_alpha_low"), visible=False,
+                                                 elem_id=f"{task}-lora_alpha_low")
+        tab.inputs["steps"] = gr.Slider(1, 50, value=10, step=1, label=T("steps"), info=T("help_steps"),
+                                        elem_id=f"{task}-steps")
+    with gr.Accordion(T("more"), open=False, elem_id=f"{task}-more"):
+        with gr.Row():
+            tab.inputs["seed"] = gr.Number(-1, label=T("seed"), info=T("help_seed"), precision=0,
+                                           elem_id=f"{task}-seed")
+            tab.inputs["cfg"] = gr.Slider(1.0, 20.0, value=5.0, step=0.5, label=T("cfg"), info=T("help_cfg"),
+                                          elem_id=f"{task}-cfg")
+            tab.inputs["fps"] = gr.Number(16, label=T("fps"), info=T("help_fps"), precision=0, elem_id=f"{task}-fps")
+        tab.errors["seed"] = tab.error_box("seed")
+        with gr.Row():
+            size = gr.Dropdown(list(SIZE_PRESETS), value="model default", label=T("size"), info=T("help_size"),
+                               elem_id=f"{task}-size")
+            tab.inputs["width"] = gr.Number(None, label=T("width"), precision=0, elem_id=f"{task}-width")
+            tab.inputs["height"] = gr.Number(None, label=T("height"), precision=0, elem_id=f"{task}-height")
+            tab.inputs["frames"] = gr.Number(None, label=T("frames"), info=T("help_frames"), precision=0,
+                                             elem_id=f"{task}-frames")
+        tab.errors["size"] = tab.error_box("size")
+        tab.errors["frames"] = tab.error_box("frames")
+        if tab.form.takes_files:
+            tab.inputs["fit"] = gr.Radio(["crop", "letterbox"], value="crop", label=T("fit"), info=T("help_fit"),
+                                         elem_id=f"{task}-fit")
+        tab.inputs["negative_prompt"] = gr.Textbox(DEFAULT_NEGATIVE_PROMPT, label=T("negative_prompt"),
+                                                   info=T("help_negative"), lines=2, elem_id=f"{task}-negative_prompt")
+
+    def pick_size(name: str) -> tuple[Any, Any]:
+        if name == "custom":
+            return gr.update(), gr.update()
+        return SIZE_PRESETS.get(name, (None, None))
+
+    size.change(pick_size, size, [tab.inputs["width"], tab.inputs["height"]], queue=False)

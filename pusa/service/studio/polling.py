@@ -1,0 +1,148 @@
+"""Generate, follow, cancel and reuse: the events of one task tab.
+
+Following a job must not hold a thread while it waits: Gradio runs sync handlers in the same
+thread pool as the API's sync routes, so sessions sleeping there (one per waiting tab) starved
+``/api/health``. The generate handler is an async generator: it sleeps with ``asyncio.sleep`` and
+reads the job on a small private pool, so a thousand waiting tabs cost timers, not threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import gradio as gr
+
+from pusa.errors import ModelUnavailable, SettingsError
+from pusa.service.i18n import lang_of, say
+from pusa.service.jobs import JobConflict, JobNotFound, JobService
+from pusa.service.store import FAILED, SUCCEEDED, Job
+from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors
+from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.render import status_html
+from pusa.service.uploads import UploadRejected
+
+POLL_SECONDS = 0.25
+READ_THREADS = 2
+
+
+def request_lang(request: gr.Request | None) -> str:
+    try:
+        return lang_of(request.headers.get("accept-language")) if request is not None else "en"
+    except Exception:  # a request without headers (e.g. an API client): default language
+        return "en"
+
+
+class JobFollower:
+    """Reads job states for every waiting tab on one small pool, never on the event loop (the store locks)."""
+
+    def __init__(self, service: JobService, threads: int = READ_THREADS):
+        self.service = service
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pusa-studio-read")
+
+    def _read(self, job_id: str) -> tuple[Job, dict[str, Any]] | None:
+        try:
+            job = self.service.get(job_id)
+        except JobNotFound:
+            return None
+        return job, self.service.job_dict(job)
+
+    async def follow(self, job_id: str, every: float = POLL_SECONDS
+                     ) -> AsyncIterator[tuple[Job, dict[str, Any]] | None]:
+        """The job's state now and then every ``every`` seconds until it ends (None: it was deleted)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            snap = await loop.run_in_executor(self._pool, self._read, job_id)
+            yield snap
+            if snap is None or snap[0].finished:
+                return
+            await asyncio.sleep(every)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir: Path,
+                  follower: JobFollower) -> None:
+    """Attach Generate (submit, then follow the job live), Cancel, and the two Reuse buttons."""
+    names = tab.names
+    err_boxes = list(tab.errors.values())
+    outputs = [tab.status, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
+               tab.job_state, tab.seed_state, *err_boxes]
+
+    def submit(vals: dict[str, Any]) -> Job:
+        raw, images, video = collect(tab, vals, files, service.model_is_wan22)
+        return service.submit(raw, images, video)
+
+    async def run(request: gr.Request, *values: Any) -> AsyncIterator[dict[Any, Any]]:
+        lang = request_lang(request)
+        cleared = {box: "" for box in err_boxes}
+        try:  # copying and checking the files takes a moment: not on the event loop
+            job = await asyncio.to_thread(submit, dict(zip(names, values)))
+        except SettingsError as e:
+            yield show_errors(tab, [(p.field, p.message) for p in e.problems], lang, cleared)
+            return
+        except UploadRejected as e:
+            yield show_errors(tab, [(e.field, e.message)], lang, cleared)
+            return
+        except ModelUnavailable as e:
+            yield show_errors(tab, [("model", str(e))], lang, cleared)
+            return
+        base = {**cleared, tab.general_error: "", tab.video: None, tab.download: gr.update(visible=False),
+                tab.reuse: gr.update(visible=False), tab.reuse_seed: gr.update(visible=False),
+                tab.seed_info: "", tab.job_state: job.id}
+        last = None
+        async for snap in follower.follow(job.id):
+            if snap is None:  # deleted from the history tab meanwhile
+                yield {tab.status: status_html(tab.task, None, lang, True, say("st_cancelled", lang))}
+                return
+            current, d = snap
+            html_ = status_html(tab.task, d, lang, service.model_ready)
+            if html_ != last:
+                yield {**base, tab.status: html_} if last is None else {tab.status: html_}
+                last = html_
+        yield final_outputs(tab, service, current, d, lang)
+
+    tab.generate.click(run, tab.components, outputs, concurrency_limit=None, show_progress="hidden",
+                       api_name=f"generate_{tab.task}")
+
+    def cancel(job_id: str | None) -> None:
+        if not job_id:
+            return
+        try:
+            if not service.get(job_id).finished:
+                service.cancel_or_delete(job_id)
+        except (JobNotFound, JobConflict):
+            pass  # already gone or finished: nothing to cancel
+
+    tab.cancel.click(cancel, tab.job_state, None, queue=False)
+
+    def reuse(job_id: str | None) -> dict[Any, Any]:
+        if not job_id:
+            return {}
+        try:
+            return fill_from_job(tab, service.get(job_id), files, data_dir)
+        except JobNotFound:
+            return {}
+
+    tab.reuse.click(reuse, tab.job_state, tab.components, queue=False)
+    tab.reuse_seed.click(lambda s: s if s is not None else -1, tab.seed_state, tab.inputs["seed"], queue=False)
+
+
+def final_outputs(tab: TaskTab, service: JobService, job: Job, d: dict[str, Any], lang: str) -> dict[Any, Any]:
+    """The tab once its job has ended: the video, seed and timings, or the error next to its field."""
+    out: dict[Any, Any] = {tab.status: status_html(tab.task, d, lang, True), tab.seed_state: d["seed"]}
+    if job.status == SUCCEEDED:
+        path = service.output_path(job)
+        out.update({tab.video: str(path) if path else None,
+                    tab.download: gr.update(value=str(path) if path else None, visible=path is not None),
+                    tab.reuse: gr.update(visible=True), tab.reuse_seed: gr.update(visible=True),
+                    tab.seed_info: f"seed **{d['seed']}** · job `{job.id}` · "
+                                   + ", ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())})
+    elif job.status == FAILED:
+        out.update(show_errors(tab, [(job.error_field or "error", job.error or "")], lang, {}))
+        out[tab.status] = status_html(tab.task, d, lang, True)
+        out[tab.reuse] = gr.update(visible=True)
+    return out

@@ -1,0 +1,121 @@
+"""What the studio draws as HTML: the status line, the model banner, the keyframe timeline, the CSS.
+
+Pure functions of data (a job dict, a model snapshot, typed positions): no Gradio events and no
+service calls here, so the look of each state can be checked without a page.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import gradio as gr
+
+from pusa.errors import SettingsError
+from pusa.service.i18n import PREFIX, i18n_tables, say
+from pusa.settings import DEFAULT_IMAGE_MULTIPLIER, GenerationSettings, latent_frames, pixel_frames_of_latent
+
+I18N = gr.I18n(**i18n_tables())
+
+CSS = """
+.pusa-status { font-size: 0.95rem; }
+.pusa-status progress { width: 100%; height: 14px; }
+.pusa-field-error { color: #c62828; font-size: 0.9rem; margin-top: -6px; }
+.pusa-err-wrap:not(:has(.pusa-field-error)) { display: none !important; }
+.pusa-timeline { display: flex; flex-wrap: wrap; gap: 3px; margin: 4px 0; }
+.pusa-slot { border: 1px solid #9993; border-radius: 4px; padding: 2px 4px; min-width: 34px; text-align: center;
+             font-size: 0.75rem; line-height: 1.2; }
+.pusa-slot.pinned { background: #ff9800; color: #000; font-weight: 600; }
+.pusa-slot .px { opacity: 0.7; font-size: 0.65rem; }
+.pusa-timeline-list { font-size: 0.85rem; margin: 2px 0 0 1rem; padding: 0; }
+.pusa-bad { color: #c62828; }
+"""
+
+# Engine phases that have their own translated name (others are shown as the engine names them).
+_PHASES = ("text", "encode", "denoise", "decode", "lora", "waiting")
+
+
+def T(key: str) -> Any:
+    """A translatable label (English/Korean, chosen by the browser) for a key of :data:`i18n.TEXT`."""
+    return I18N(f"{PREFIX}{key}")
+
+
+def field_error_html(message: str | None) -> str:
+    return f'<div class="pusa-field-error">{escape(message)}</div>' if message else ""
+
+
+def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, text: str | None = None) -> str:
+    """Queue position, phase and a progress bar (the element tests and users watch)."""
+    if job is None:
+        return f'<div class="pusa-status" id="{task}-status-box" data-status="idle">{escape(text or "")}</div>'
+    st = job["status"]
+    prog = job["progress"]
+    if st == "queued":
+        msg = say("st_queued_ready" if ready else "st_queued", lang, pos=job["queue_position"])
+    elif st == "running":
+        if job.get("cancel_requested"):
+            msg = say("st_cancelling", lang)
+        elif prog["phase"] in (None, "waiting"):
+            msg = say("st_starting", lang)
+        else:
+            phase = say(f"ph_{prog['phase']}", lang) if prog["phase"] in _PHASES else prog["phase"]
+            msg = say("st_running", lang, phase=phase, step=prog["step"], total=prog["total"])
+    elif st == "succeeded":
+        msg = say("st_succeeded", lang, secs=float(job["timings"].get("total", 0.0)), seed=job["seed"])
+    elif st == "cancelled":
+        msg = say("st_cancelled", lang)
+    else:
+        msg = say("st_failed_job", lang, error=job.get("error") or "")
+    frac = prog["fraction"]
+    return (f'<div class="pusa-status" id="{task}-status-box" data-status="{st}" data-job="{job["id"]}">'
+            f'<div class="pusa-status-text">{escape(msg)}</div>'
+            f'<progress class="pusa-progress" value="{frac:.3f}" max="1"></progress> {round(frac * 100)}%</div>')
+
+
+def model_status_html(snap: dict[str, Any]) -> str:
+    """The banner above the tabs: load state in both languages, the model, its defaults or its error."""
+    state = snap["state"]
+    key = {"ready": "st_ready", "failed": "st_failed"}.get(state, "st_loading")
+    comps = "".join(f"<li>{escape(k)}: <b>{escape(v)}</b></li>" for k, v in snap["components"].items())
+    extra = ""
+    if state == "ready" and "defaults" in snap:
+        d = snap["defaults"]
+        extra = f" — {d['width']}x{d['height']}, {d['frames']} frames" + (" — Wan2.2" if snap.get("wan22") else "")
+    if snap.get("error"):
+        extra += f" — {escape(snap['error'])}"
+    secs = f" ({snap.get('load_seconds', 0):.0f} s)" if state == "loading" else ""
+    return (f'<div id="model-state" data-state="{state}"><b>{escape(say(key))} / {escape(say(key, "ko"))}'
+            f'</b>{secs}: {escape(snap["label"])}{extra}'
+            + (f"<ul>{comps}</ul>" if state != "ready" and comps else "") + "</div>")
+
+
+def timeline_html(positions_text: str, multipliers_text: str, frames: int, lang: str = "en") -> str:
+    """Which latent slot (and which pixel frames) each keyframe pins, drawn as a row of slots."""
+    n_latent = latent_frames(frames)
+    try:
+        s = GenerationSettings.parse({"prompt": "x", "task": "keyframes", "cond_positions": positions_text or None,
+                                      "noise_multipliers": multipliers_text or None})
+    except SettingsError as e:
+        return f'<div class="pusa-bad">{escape(str(e))}</div>'
+    positions = s.cond_positions or []
+    mults = s.noise_multipliers or []
+    pinned = {p: i for i, p in enumerate(positions)}
+    cells = []
+    for slot in range(n_latent):
+        first, last = pixel_frames_of_latent(slot)
+        px = f"{first}" if first == last else f"{first}–{last}"
+        cls = "pusa-slot pinned" if slot in pinned else "pusa-slot"
+        tag = f"#{pinned[slot] + 1}" if slot in pinned else str(slot)
+        cells.append(f'<div class="{cls}" title="{say("tl_slot", lang)} {slot}: {say("tl_pixels", lang)} {px}">'
+                     f'{tag}<div class="px">{px}</div></div>')
+    rows = []
+    for i, p in enumerate(positions):
+        mult = mults[i] if i < len(mults) else DEFAULT_IMAGE_MULTIPLIER
+        if 0 <= p < n_latent:
+            first, last = pixel_frames_of_latent(p)
+            rows.append(f"<li>{escape(say('tl_pins', lang, n=i + 1, pos=p, first=first, last=last, mult=mult))}</li>")
+        else:
+            rows.append(f'<li class="pusa-bad">#{i + 1}: {p} is outside 0 to {n_latent - 1} '
+                        f'({frames} frames = {n_latent} latent slots)</li>')
+    return (f'<div class="pusa-timeline" data-slots="{n_latent}">{"".join(cells)}</div>'
+            f'<ul class="pusa-timeline-list">{"".join(rows)}</ul>')
