@@ -3,7 +3,7 @@
 Every error is JSON ``{"detail": str, "errors": [{"field", "message"}]}`` with a precise status:
 422 for bad settings or unreadable inputs (naming the field), 413 for uploads over a limit, 404 for
 unknown ids, 409 for a request the job's state does not allow, 503 when the model failed to load
-(``ModelUnavailable``).
+(``ModelUnavailable``), 507 when the data dir is out of space, 500 (still JSON) for anything else.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pusa.errors import ModelUnavailable, SettingsError
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
-from pusa.service.store import STATUSES
+from pusa.service.store import STATUSES, StorageError
 from pusa.service.uploads import UploadRejected
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobConflict)
     async def _conflict(_: Request, e: JobConflict) -> JSONResponse:
         return error_response(409, str(e))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, e: StorageError) -> JSONResponse:
+        # 507 Insufficient Storage: the operator must free space; the request itself was fine
+        return error_response(507 if e.full else 503, str(e), [{"field": "storage", "message": str(e)}])
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, e: Exception) -> JSONResponse:
+        log.error("unhandled error in an API request", exc_info=e)
+        return error_response(500, f"internal error ({type(e).__name__}); the server log has the details")
 
     @app.exception_handler(ModelUnavailable)
     async def _unavailable(_: Request, e: ModelUnavailable) -> JSONResponse:

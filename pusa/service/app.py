@@ -13,7 +13,6 @@ import hmac
 import html
 import json
 import logging
-import os
 import threading
 from http.cookies import SimpleCookie
 from typing import Any, Callable
@@ -130,13 +129,12 @@ class PusaApp:
 
     def _build_studio(self) -> None:
         try:
-            cache = self.config.data_dir / "studio-cache"
-            cache.mkdir(parents=True, exist_ok=True)
-            os.environ["GRADIO_TEMP_DIR"] = str(cache)
-            os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-            from pusa.service.studio import mount_studio
+            # the cache dir goes to Gradio directly: no process-wide environment change
+            from pusa.service.studio import mount_studio, studio_cache_dir
 
-            app = mount_studio(self.service, self.config)
+            cache = studio_cache_dir(self.config)
+            cache.mkdir(parents=True, exist_ok=True)
+            app = mount_studio(self.service, self.config, cache_dir=cache)
             assert self._loop is not None
             self._studio_task = asyncio.run_coroutine_threadsafe(self._run_studio(app), self._loop)
         except Exception as e:  # the API keeps working without the page; say why on the page

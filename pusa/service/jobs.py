@@ -10,18 +10,18 @@ import fcntl
 import logging
 import os
 import shutil
-import threading
-import time
+import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
-from pusa.errors import GenerationCancelled, InputError, ModelUnavailable, SettingsError
+from pusa.errors import ModelUnavailable
 from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
-from pusa.service.store import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobStore, is_valid_job_id,
-                                new_job_id)
+from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, JobStore, as_storage_error, is_valid_job_id, new_job_id
+from pusa.service.worker import Worker
 from pusa.settings import GenerationSettings, ModelDefaults
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,18 @@ class Upload:
     filename: str | None = None
 
 
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a full disk or a failing database under a request into StorageError (HTTP 507 / 503)."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as e:
+        err = as_storage_error(e)
+        if err is None:
+            raise
+        raise err from e
+
+
 def progress_fraction(job: Job) -> float:
     """Overall 0..1 progress from the phase and step the engine last reported."""
     if job.status == SUCCEEDED:
@@ -73,13 +85,13 @@ class JobService:
         self.host = host
         self.store = JobStore(config.data_dir)
         self.staging_dir = self.store.uploads_dir / ".staging"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._cancel: set[str] = set()
-        self._cancel_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self.worker = Worker(self.store, host, config.data_dir)
         self._lock_file: Any = None
-        self.current_job: str | None = None
+
+    @property
+    def current_job(self) -> str | None:
+        """Id of the job the worker runs now, if any."""
+        return self.worker.current_job
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -88,21 +100,15 @@ class JobService:
         self._acquire_dir_lock()
         recovered = self.store.recover_interrupted()
         if recovered:
-            log.warning("%d job(s) were running when the last server stopped; marked failed: %s",
+            log.warning("%d job(s) were running when the last server stopped; marked interrupted: %s",
                         len(recovered), ", ".join(recovered))
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.host.start()
-        self._thread = threading.Thread(target=self._worker, name="pusa-worker", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the worker (cancelling its job at the next step) and release the data dir."""
-        self._stop.set()
-        if self.current_job:
-            self._request_cancel(self.current_job)
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Stop the worker (its job is interrupted at the next step) and release the data dir."""
+        self.worker.stop(timeout)
         self.store.close()
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -142,7 +148,16 @@ class JobService:
 
     def submit(self, raw: dict[str, Any], images: list[Upload] | None = None, video: Upload | None = None,
                *, resubmitted_from: str | None = None) -> Job:
-        """Validate, check and store the inputs, and queue the job. Raises SettingsError / UploadRejected."""
+        """Validate, check and store the inputs, and queue the job.
+
+        Raises SettingsError / UploadRejected (the request), ModelUnavailable, StorageError (the
+        server's disk); on any failure nothing of the request stays on disk.
+        """
+        with storage_errors():
+            return self._submit(raw, images, video, resubmitted_from)
+
+    def _submit(self, raw: dict[str, Any], images: list[Upload] | None, video: Upload | None,
+                resubmitted_from: str | None) -> Job:
         if self.host.state == HOST_FAILED:
             raise ModelUnavailable(f"the model failed to load, so no job can run: {self.host.error}")
         images = images or []
@@ -167,16 +182,22 @@ class JobService:
                 path.unlink(missing_ok=True)
             raise
         job_id = new_job_id()
+        job_dir = self.store.uploads_dir / job_id
         stems = [f"image_{i:02d}" for i in range(len(images))] + (["video"] if video is not None else [])
-        paths = uploads.commit(list(zip(staged, stems)), self.store.uploads_dir / job_id)
-        rel = [p.relative_to(self.config.data_dir).as_posix() for p in paths]
-        image_rel, video_rel = (rel[:-1], rel[-1]) if video is not None else (rel, None)
         # what the user asked for (seed left open stays open on "reuse"), not the filled-in values
         requested = settings.model_dump(mode="json", exclude_unset=True)
-        job = self.store.create(job_id, settings.task, requested, image_rel, video_rel,
-                                resubmitted_from=resubmitted_from)
+        try:
+            paths = uploads.commit(list(zip(staged, stems)), job_dir)
+            rel = [p.relative_to(self.config.data_dir).as_posix() for p in paths]
+            image_rel, video_rel = (rel[:-1], rel[-1]) if video is not None else (rel, None)
+            job = self.store.create(job_id, settings.task, requested, image_rel, video_rel,
+                                    resubmitted_from=resubmitted_from)
+        except BaseException:
+            uploads.discard(staged)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
         log.info("queued job %s (%s)", job_id, settings.task)
-        self._wake.set()
+        self.worker.wake()
         return job
 
     def _stage(self, up: Upload) -> Path:
@@ -196,15 +217,19 @@ class JobService:
             raw["seed"] = old.resolved["seed"]
         new_id = new_job_id()
         job_dir = self.store.uploads_dir / new_id
-        try:
-            files = uploads.copy_inputs(old.images + ([old.video] if old.video else []), self.config.data_dir,
-                                        job_dir)
-        except OSError as e:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise JobConflict(f"the inputs of job {job_id} are no longer available ({e})") from None
-        image_rel, video_rel = (files[:-1], files[-1]) if old.video else (files, None)
-        job = self.store.create(new_id, old.task, raw, image_rel, video_rel, resubmitted_from=job_id)
-        self._wake.set()
+        with storage_errors():
+            try:
+                files = uploads.copy_inputs(old.images + ([old.video] if old.video else []), self.config.data_dir,
+                                            job_dir)
+                image_rel, video_rel = (files[:-1], files[-1]) if old.video else (files, None)
+                job = self.store.create(new_id, old.task, raw, image_rel, video_rel, resubmitted_from=job_id)
+            except FileNotFoundError:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise JobConflict(f"the inputs of job {job_id} are no longer available") from None
+            except BaseException:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise
+        self.worker.wake()
         return job
 
     # ------------------------------------------------------------------ queries and control
@@ -262,14 +287,20 @@ class JobService:
         return bool(engine is not None and engine.is_wan22)
 
     def health(self) -> dict[str, Any]:
-        """Liveness of the parts that must keep running: status "ok" or not, with the reason."""
-        alive = self._thread is not None and self._thread.is_alive()
-        reason = None
-        if self._thread is not None and not alive and not self._stop.is_set():
-            reason = "the job worker has stopped; restart the server"
-        return {"status": "ok" if reason is None else "error", "reason": reason,
-                "worker": {"alive": alive, "running_job": self.current_job},
-                "model": self.model_snapshot(), "queue": self.queue_counts(), "running_job": self.current_job}
+        """Liveness of the parts that must keep running: status "ok" or "error", with the reason.
+
+        Not ok when the worker thread has died or cannot move on (e.g. the job database refuses
+        writes); the model's own state is reported beside it (a model still loading is ok).
+        """
+        worker = self.worker.health()
+        reason = worker["problem"]
+        try:
+            queue: dict[str, int] | None = self.queue_counts()
+        except Exception as e:  # noqa: BLE001 - health must answer even when the store does not
+            queue = None
+            reason = reason or f"the job database cannot be read ({type(e).__name__})"
+        return {"status": "ok" if reason is None else "error", "reason": reason, "worker": worker,
+                "model": self.model_snapshot(), "queue": queue, "running_job": worker["running_job"]}
 
     def output_path(self, job: Job) -> Path | None:
         """The job's video, only if it lies inside the data dir's outputs (nothing else is served)."""
@@ -288,95 +319,14 @@ class JobService:
             return "cancelled"
         job = self.get(job_id)
         if job.status == RUNNING:
+            self.worker.request_cancel(job_id)  # first: the worker stops even if the store refuses the flag
             self.store.request_cancel(job_id)
-            self._request_cancel(job_id)
             return "cancelling"
         if job.finished and self.store.delete(job_id):
             shutil.rmtree(self.store.uploads_dir / job_id, ignore_errors=True)
             shutil.rmtree(self.store.outputs_dir / job_id, ignore_errors=True)
             return "deleted"
         raise JobConflict(f"job {job_id} changed state ({job.status}); try again")
-
-    def _request_cancel(self, job_id: str) -> None:
-        with self._cancel_lock:
-            self._cancel.add(job_id)
-
-    def _cancelled(self, job_id: str) -> bool:
-        with self._cancel_lock:
-            return job_id in self._cancel
-
-    # ------------------------------------------------------------------ the worker
-
-    def _worker(self) -> None:
-        """Run jobs one at a time, oldest first, once the model is ready."""
-        while not self._stop.is_set():
-            if not self.host.done.wait(0.5):
-                continue
-            if self.host.state == HOST_FAILED:
-                n = self.store.fail_queued(f"the model failed to load: {self.host.error}")
-                if n:
-                    log.error("failed %d queued job(s): model did not load", n)
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            job = self.store.claim_next()
-            if job is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            self.current_job = job.id
-            try:
-                self._run(job)
-            finally:
-                self.current_job = None
-                with self._cancel_lock:
-                    self._cancel.discard(job.id)
-
-    def _run(self, job: Job) -> None:
-        engine = self.host.engine
-        assert engine is not None
-        t0 = time.time()
-        timings: dict[str, float] = {"queued": round(t0 - job.created_at, 3)}
-        resolved: GenerationSettings | None = None
-        try:
-            settings = GenerationSettings.parse(job.settings)
-            resolved = engine.validate(settings, len(job.images), job.video is not None)
-            self.store.set_resolved(job.id, resolved.to_public_dict())
-
-            def callback(info: Any) -> None:
-                self.store.set_progress(job.id, str(info.phase), int(info.step), int(info.total))
-                if self._cancelled(job.id):
-                    raise GenerationCancelled(f"job {job.id} cancelled")
-
-            if self._cancelled(job.id):
-                raise GenerationCancelled(f"job {job.id} cancelled")
-            result = engine.generate(resolved, images=[self.config.data_dir / p for p in job.images],
-                                     video=self.config.data_dir / job.video if job.video else None,
-                                     callback=callback)
-            out_dir = self.store.outputs_dir / job.id
-            out_dir.mkdir(parents=True, exist_ok=True)
-            out = out_dir / f"{job.id}.mp4"
-            if out.exists():  # never overwrite a finished output
-                raise RuntimeError(f"output {out} already exists; refusing to overwrite it")
-            engine.save(result, out)
-            timings.update({k: round(float(v), 3) for k, v in (getattr(result, "timings", None) or {}).items()})
-            timings["total"] = round(time.time() - t0, 3)
-            final = getattr(result, "settings", None) or resolved
-            self.store.finish(job.id, SUCCEEDED, output=out.relative_to(self.config.data_dir).as_posix(),
-                              timings=timings, resolved=final.to_public_dict())
-            log.info("job %s succeeded in %.1f s", job.id, timings["total"])
-        except GenerationCancelled:
-            timings["total"] = round(time.time() - t0, 3)
-            self.store.finish(job.id, CANCELLED, timings=timings, error="cancelled while running")
-            log.info("job %s cancelled", job.id)
-        except SettingsError as e:
-            self.store.finish(job.id, FAILED, timings=timings, error=str(e),
-                              error_field=e.problems[0].field if e.problems else None)
-        except InputError as e:
-            self.store.finish(job.id, FAILED, timings=timings, error=str(e))
-        except Exception as e:  # the worker must survive any single job's failure
-            log.exception("job %s failed", job.id)
-            self.store.finish(job.id, FAILED, timings=timings, error=f"internal error: {type(e).__name__}: {e}")
 
     # ------------------------------------------------------------------ presentation
 

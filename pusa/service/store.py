@@ -12,21 +12,51 @@ process died" state survive a restart.
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+# the server stopped (shutdown, crash, kill) while the job ran: not the user's cancel, not the job's fault
+INTERRUPTED = "interrupted"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
 
 INTERRUPTED_REASON = ("interrupted: the server stopped while this job was running; "
                       "resubmit it to run it again")
+
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class StorageError(RuntimeError):
+    """The data dir cannot be read or written (disk full, I/O error, database locked).
+
+    ``full`` tells "out of space" (HTTP 507, the operator must free space) from other failures
+    (HTTP 503). The message never contains a path: it may reach clients.
+    """
+
+    def __init__(self, message: str, full: bool):
+        super().__init__(message)
+        self.full = full
+
+
+def as_storage_error(e: BaseException) -> StorageError | None:
+    """The storage failure behind ``e`` (SQLite error, out-of-space OSError), or None for any other error."""
+    if isinstance(e, StorageError):
+        return e
+    if isinstance(e, sqlite3.Error):
+        text = str(e)
+        return StorageError(f"the job database cannot be written ({text})", full="full" in text.lower())
+    if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+        return StorageError(f"the data dir is out of space ({e.strerror or 'no space left on device'})", full=True)
+    return None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -129,14 +159,25 @@ class JobStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _one(self, sql: str, args: tuple = ()) -> Job | None:
+    @contextmanager
+    def _access(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; SQLite failures come out as StorageError."""
         with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+            try:
+                yield self._db
+            except sqlite3.Error as e:
+                err = as_storage_error(e)
+                assert err is not None
+                raise err from e
+
+    def _one(self, sql: str, args: tuple = ()) -> Job | None:
+        with self._access() as db:
+            row = db.execute(sql, args).fetchone()
         return Job.from_row(row) if row else None
 
     def _exec(self, sql: str, args: tuple = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+        with self._access() as db:
+            return db.execute(sql, args).rowcount
 
     # ------------------------------------------------------------------ create / read
 
@@ -157,9 +198,9 @@ class JobStore:
     def list(self, limit: int = 20, offset: int = 0, status: str | None = None) -> tuple[list[Job], int]:
         """Newest first; returns (page, total matching)."""
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        with self._lock:
-            total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
-            rows = self._db.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+        with self._access() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
+            rows = db.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                                     (*args, limit, offset)).fetchall()
         return [Job.from_row(r) for r in rows], total
 
@@ -167,14 +208,14 @@ class JobStore:
         """1-based place among queued jobs (1 = next to run); None when not queued."""
         if job.status != QUEUED:
             return None
-        with self._lock:
-            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?",
+        with self._access() as db:
+            ahead = db.execute("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?",
                                      (QUEUED, job.seq)).fetchone()[0]
         return ahead + 1
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        with self._access() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         out = {s: 0 for s in STATUSES}
         out.update({r[0]: r[1] for r in rows})
         return out
@@ -183,11 +224,11 @@ class JobStore:
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to running and return it."""
-        with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
+        with self._access() as db:
+            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
             if row is None:
                 return None
-            changed = self._db.execute("UPDATE jobs SET status = ?, started_at = ?, phase = 'waiting' "
+            changed = db.execute("UPDATE jobs SET status = ?, started_at = ?, phase = 'waiting' "
                                        "WHERE id = ? AND status = ?",
                                        (RUNNING, time.time(), row[0], QUEUED)).rowcount
             return self.get(row[0]) if changed else None
@@ -204,8 +245,8 @@ class JobStore:
                resolved: dict[str, Any] | None = None) -> None:
         """Record the end of a running job (succeeded, failed or cancelled)."""
         assert status in TERMINAL
-        with self._lock:
-            self._db.execute(
+        with self._access() as db:
+            db.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, output = COALESCE(?, output), timings = ?, "
                 "error = ?, error_field = ?, resolved = COALESCE(?, resolved) WHERE id = ?",
                 (status, time.time(), output, json.dumps(timings or {}), error, error_field,
@@ -227,19 +268,19 @@ class JobStore:
                           (FAILED, time.time(), reason, QUEUED))
 
     def recover_interrupted(self) -> list[str]:
-        """Jobs left 'running' by a dead process come back failed, with the reason, ready to resubmit."""
-        with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
-            self._db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE status = ?",
-                             (FAILED, time.time(), INTERRUPTED_REASON, RUNNING))
+        """Jobs left 'running' by a dead process come back 'interrupted', with the reason, ready to resubmit."""
+        with self._access() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
+            db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE status = ?",
+                       (INTERRUPTED, time.time(), INTERRUPTED_REASON, RUNNING))
         return ids
 
     def delete(self, job_id: str) -> bool:
         """Remove a finished job's row (its files are removed by the caller)."""
-        return self._exec("DELETE FROM jobs WHERE id = ? AND status IN (?, ?, ?)", (job_id, *TERMINAL)) == 1
+        marks = ", ".join("?" * len(TERMINAL))
+        return self._exec(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job_id, *TERMINAL)) == 1
 
-    def iter_all(self) -> Iterator[Job]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
-        for r in rows:
-            yield Job.from_row(r)
+    def known_ids(self) -> set[str]:
+        """Every job id in the table (to tell a job's folder from a leftover)."""
+        with self._access() as db:
+            return {r[0] for r in db.execute("SELECT id FROM jobs")}

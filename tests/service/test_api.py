@@ -104,7 +104,7 @@ def test_same_seed_same_video(client: TestClient) -> None:
 @pytest.mark.parametrize("settings, field, words", [
     ({"prompt": "x", "steps": 0}, "steps", "from 1 to 50"),
     ({"prompt": "x", "stepz": 3}, "stepz", "allowed settings are"),
-    ({"prompt": "x", "task": "img2vid"}, "task", "'t2v', 'i2v', 'keyframes' or 'v2v'"),
+    ({"prompt": "x", "task": "img2vid"}, "task", "expected one of i2v, keyframes, v2v, t2v"),
     ({"prompt": "x", "width": 65}, "width", "multiple of 16"),
     ({"steps": 2}, "prompt", "required"),
     ({"prompt": "x", "task": "v2v", "cond_positions": "0,abc"}, "cond_positions", "'abc'"),
@@ -205,6 +205,23 @@ def test_health_ready_and_docs(client: TestClient) -> None:
     assert client.get("/api/docs").status_code == 200
 
 
+def test_progress_is_recorded_for_every_step(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = client.app_obj.service.store  # type: ignore[attr-defined]
+    seen: list[tuple[str, int, int]] = []
+    real = store.set_progress
+
+    def record(job_id: str, phase: str, step: int, total: int) -> None:
+        seen.append((phase, step, total))
+        real(job_id, phase, step, total)
+
+    monkeypatch.setattr(store, "set_progress", record)
+    jid = post(client, {"prompt": "progress", **FAST, "steps": 3}).json()["id"]
+    assert wait_job(client, jid)["status"] == "succeeded"
+    assert [s for s in seen if s[0] == "denoise"][-3:] == [("denoise", 1, 3), ("denoise", 2, 3), ("denoise", 3, 3)]
+    phases = [s[0] for s in seen]
+    assert phases.index("text") < phases.index("denoise") < phases.index("decode")
+
+
 # ---------------------------------------------------------------------------------------------- cancel
 
 
@@ -253,15 +270,14 @@ def test_answers_while_loading_and_queued_jobs_wait(tiny_model: Path, tmp_path: 
         return real(on_progress)
 
     app = create_app(config, loader=gated, studio=False)
-    t0 = time.time()
     with TestClient(app) as c:
+        # the loader is held back, so these answers cannot have waited for it (speed: benchmarks/bench_health.py)
         h = c.get("/api/health")
-        assert h.status_code == 200 and time.time() - t0 < 2.0
+        assert h.status_code == 200 and h.json()["status"] == "ok"
         assert h.json()["model"]["state"] == "loading"
         assert h.json()["model"]["components"] == {"transformer": "loading"}
         assert c.get("/api/ready").status_code == 503
         jid = post(c, {"prompt": "early", **FAST}).json()["id"]
-        time.sleep(0.5)
         j = c.get(f"/api/jobs/{jid}").json()
         assert j["status"] == "queued" and j["queue_position"] == 1
         gate.set()
