@@ -19,6 +19,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -87,8 +88,8 @@ def bench_full(steps: int) -> dict:
     from pusa.loading.layout import ModelLayout
     from pusa.loading.lora import MergedLoras, parse_lora
     from pusa.pipeline import PusaPipeline
-    from pusa.settings import ModelDefaults
-    from pusa.testing.layouts import (TINY_TEXT_LEN, lora_state_dict, make_lora_tensors, make_tiny_t5,
+    from pusa.family import WAN21
+    from pusa.testing.layouts import (TINY_TEXT_LEN, named_lora_state_dict, make_lora_tensors, make_tiny_t5,
                                       make_tiny_tokenizer)
 
     dev = torch.device("cuda")
@@ -116,12 +117,12 @@ def bench_full(steps: int) -> dict:
                 "to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")) and name.startswith("blocks."):
             tensors[name] = (torch.randn(512, mod.in_features, device=dev, dtype=torch.bfloat16).mul_(0.01).cpu(),
                              torch.randn(mod.out_features, 512, device=dev, dtype=torch.bfloat16).mul_(0.01).cpu())
-    lora = parse_lora(lora_state_dict(tensors, "pusa"), "random-rank512")
+    lora = parse_lora(named_lora_state_dict(tensors, "pusa"), "random-rank512")
     t0 = time.perf_counter()
     merged = MergedLoras(dit, [lora], compute_device=dev)
     snapshot = time.perf_counter() - t0
-    layout = ModelLayout(Path("."), "benchmark", [Path(".")], Path("."), Path("."), Path("."), None,
-                         TINY_TEXT_LEN, ModelDefaults(832, 480, 81), None, "random 14B")
+    layout = ModelLayout(Path("."), "benchmark", [Path(".")], Path("."), Path("."), Path("."),
+                         replace(WAN21, text_len=TINY_TEXT_LEN), None, "random 14B")
 
     # a text encoder with the real output width (4096) is needed by the DiT: project the tiny T5's output
     class Wide(torch.nn.Module):

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pusa.errors import ModelLoadError
+
 # Called after each decoded latent frame with (done, total); may raise to cancel.
 FrameCallback = Callable[[int, int], None]
 
@@ -28,16 +30,53 @@ class LatentCodec:
         cfg = vae.config
         self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        if self.mean.shape[1] != cfg.z_dim or self.std.shape[1] != cfg.z_dim:
+            raise ModelLoadError(f"VAE config: latents_mean/latents_std have {self.mean.shape[1]}/{self.std.shape[1]} "
+                                 f"values for {cfg.z_dim} latent channels")
 
     @property
     def dtype(self) -> torch.dtype:
         return next(self.vae.parameters()).dtype
 
     @torch.no_grad()
-    def encode(self, px: torch.Tensor) -> torch.Tensor:
-        """Pixels ``(1, 3, T, H, W)`` in [-1, 1] -> normalised latents (float32, CPU)."""
-        z = self.vae.encode(px.to(self.device, self.dtype)).latent_dist.mode().float().cpu()
-        return (z - self.mean) / self.std
+    def encode(self, px: torch.Tensor, callback: FrameCallback | None = None) -> torch.Tensor:
+        """Pixels ``(1, 3, T, H, W)`` in [-1, 1] -> normalised latents (float32, CPU).
+
+        Runs diffusers' causal encode loop (first frame, then chunks of ``stride`` frames) with a
+        report and a cancel point after each chunk; the result is the posterior mode, as
+        ``vae.encode(...).latent_dist.mode()`` gives it.
+        """
+        from diffusers.models.autoencoders.autoencoder_kl_wan import patchify
+
+        vae = self.vae
+        x = px.to(self.device, self.dtype)
+        if vae.config.patch_size is not None:
+            x = patchify(x, patch_size=vae.config.patch_size)
+        if getattr(vae, "use_tiling", False) and (x.shape[-1] > vae.tile_sample_min_width
+                                                  or x.shape[-2] > vae.tile_sample_min_height):
+            z = vae.encode(px.to(self.device, self.dtype)).latent_dist.mode()
+            if callback is not None:
+                callback(1, 1)
+            return (z.float().cpu() - self.mean) / self.std
+        hook = getattr(vae, "_hf_hook", None)
+        if hook is not None and hasattr(hook, "pre_forward"):
+            hook.pre_forward(vae)
+        stride = vae.config.scale_factor_temporal or 4
+        chunks = [x[:, :, :1]] + [x[:, :, 1 + stride * i:1 + stride * (i + 1)]
+                                  for i in range((x.shape[2] - 1) // stride)]
+        vae.clear_cache()
+        try:
+            outs = []
+            for i, chunk in enumerate(chunks):
+                vae._enc_conv_idx = [0]
+                outs.append(vae.encoder(chunk, feat_cache=vae._enc_feat_map, feat_idx=vae._enc_conv_idx))
+                if callback is not None:
+                    callback(i + 1, len(chunks))
+            moments = vae.quant_conv(torch.cat(outs, 2))
+        finally:
+            vae.clear_cache()
+        z = torch.chunk(moments, 2, dim=1)[0]  # the posterior's mean: its mode
+        return (z.float().cpu() - self.mean) / self.std
 
     def _tiled(self, latents: torch.Tensor) -> bool:
         vae = self.vae

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pusa.atomic import atomic_file
 from pusa.errors import MediaError
 
 # Largest input image or video frame the engine decodes (width x height): 8K, far above any model's size.
@@ -143,25 +144,18 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int, metadata: dict[str
     frames = to_uint8_frames(frames)
     path = Path(path)
     _atomic_target(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4.part", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            if metadata:
-                container.metadata["comment"] = json.dumps(metadata, sort_keys=True)
-            stream = container.add_stream("libx264", rate=int(fps))
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_file(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        if metadata:
+            container.metadata["comment"] = json.dumps(metadata, sort_keys=True)
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
@@ -190,10 +184,8 @@ def write_png_frames(frames: np.ndarray, folder: str | Path, metadata: dict[str,
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     return path
 
 

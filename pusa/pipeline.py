@@ -265,7 +265,9 @@ class PusaPipeline:
         report(StepInfo("encode", 0, 1))
         t0 = time.perf_counter()
         shape = self.latent_shape(s)
-        placed = get_task(s.task).condition_latents(s, self.encode_pixels, self.family, images, video)
+        placed = get_task(s.task).condition_latents(
+            s, lambda px: self.codec.encode(px, lambda done, total: report(StepInfo("encode", done, total))),
+            self.family, images, video)
         conditions = place_conditions(shape, placed, s.cond_positions, s.noise_multipliers, anchors)
         timings["encode"] = time.perf_counter() - t0
         return Prepared(s, shape, context, negative, conditions)

@@ -40,6 +40,7 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 
 MAX_SEED = 2**63 - 1
+MAX_POSITION = 1000  # latent frames of the longest video settings allow, with room for long-video plans
 # Pixel frames (width x height x frames) a request may ask of a model, as a multiple of its default
 # window: 720p at 81 frames fits Wan (832x480x81 default), 128x128x33 fits pusa-tiny (64x64x33).
 PIXEL_BUDGET_MARGIN = 4
@@ -158,6 +159,9 @@ class GenerationSettings(BaseModel):
         bad = [p for p in v or [] if p < 0]
         if bad:
             raise ValueError(f"position {bad[0]} is below 0; latent positions start at 0")
+        huge = [p for p in v or [] if p > MAX_POSITION]
+        if huge:
+            raise ValueError(f"position {excerpt(huge[0])} is beyond any video's latent frames (at most {MAX_POSITION})")
         return v
 
     @field_validator("width", "height")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pusa.errors import ModelInputError, ModelLoadError
-from pusa.family import WAN22_BOUNDARY, ModelDefaults, ModelFamily, family_from_configs
+from pusa.family import WAN22_BOUNDARY, ModelFamily, family_from_configs
 
 T5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
@@ -37,26 +37,14 @@ class ModelLayout:
     def is_wan22(self) -> bool:
         return self.family.is_wan22
 
-    @property
-    def defaults(self) -> ModelDefaults:
-        return self.family.defaults
-
-    @property
-    def boundary(self) -> float | None:
-        return self.family.boundary
-
-    @property
-    def text_len(self) -> int:
-        return self.family.text_len
-
     def describe(self) -> list[tuple[str, str]]:
         """Component -> path pairs, for ``pusa info``."""
         rows = [("layout", self.kind)]
         names = ["transformer"] if not self.is_wan22 else ["transformer (high noise)", "transformer (low noise)"]
         rows += [(n, str(p)) for n, p in zip(names, self.transformers)]
         rows += [("vae", str(self.vae)), ("text encoder", str(self.text_encoder)), ("tokenizer", str(self.tokenizer))]
-        if self.boundary is not None:
-            rows.append(("expert boundary", f"{self.boundary} x 1000 timesteps"))
+        if self.family.boundary is not None:
+            rows.append(("expert boundary", f"{self.family.boundary} x 1000 timesteps"))
         rows.append(("family", self.family.describe()))
         if self.default_lora:
             rows.append(("default LoRA", str(self.default_lora)))

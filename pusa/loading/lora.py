@@ -30,6 +30,10 @@ _SUFFIXES = (
     (".lora_down.weight", "A"), (".lora_up.weight", "B"),
     (".alpha", "alpha"), (".diff_b", "diff_b"), (".diff", "diff"),
 )
+# Pusa's LoRA targets in diffusers naming: self/cross attention q, k, v, o and the two FFN linears.
+PUSA_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
+                "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0",
+                "ffn.net.0.proj", "ffn.net.2")
 _DIFFUSERS_HINT = re.compile(r"(attn[12]\.|to_[qkvo]|to_out|ffn\.net|proj_out|condition_embedder|scale_shift_table)")
 
 

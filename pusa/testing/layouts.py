@@ -16,6 +16,8 @@ from torch import nn
 
 from pusa.loading.components import t5_key_map
 from pusa.loading.layout import T5_FILE, TOKENIZER_DIR, VAE_FILE
+from pusa.loading.lora import PUSA_TARGETS
+from pusa.training.tiny import make_text_encoder, make_transformer, make_vae, umt5_style_tokenizer
 
 TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
                 text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2, cross_attn_norm=True,
@@ -46,47 +48,31 @@ def randomize_(model: nn.Module, seed: int, std: float = 0.05) -> nn.Module:
 
 
 def make_tiny_dit(seed: int = 0, **overrides) -> nn.Module:
-    from diffusers import WanTransformer3DModel
-
-    torch.manual_seed(seed)
-    return randomize_(WanTransformer3DModel(**{**TINY_DIT, **overrides}), seed).eval()
+    return randomize_(make_transformer(seed, {**TINY_DIT, **overrides}), seed).eval()
 
 
-def make_tiny_vae(seed: int = 0) -> nn.Module:
-    from diffusers import AutoencoderKLWan
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKLWan(base_dim=TINY_VAE_BASE_DIM, z_dim=16)
+def make_tiny_vae(seed: int = 0, **overrides) -> nn.Module:
+    """The test VAE; ``overrides`` (e.g. z_dim, scale_factor_spatial) shape other model families."""
+    vae = make_vae(seed, TINY_VAE_BASE_DIM, **overrides)
     return randomize_(vae, seed, std=0.1).eval()
 
 
 def make_tiny_tokenizer():
-    """A byte-level tokenizer with UMT5's special ids (pad 0, eos 1, unk 2)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """A byte-level tokenizer: any prompt a test types gets real ids."""
+    from tokenizers import decoders, models, pre_tokenizers
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for ch in sorted(alphabet):
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
         vocab[ch] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    from tokenizers.processors import TemplateProcessing
-
-    tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=TINY_TEXT_LEN)
+    return umt5_style_tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"),
+                                pre_tokenizers.ByteLevel(add_prefix_space=False), TINY_TEXT_LEN,
+                                decoder=decoders.ByteLevel())
 
 
 def make_tiny_t5(vocab_size: int, seed: int = 0) -> nn.Module:
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(seed)
-    cfg = UMT5Config(vocab_size=vocab_size, **TINY_T5, feed_forward_proj="gated-gelu", dropout_rate=0.0,
-                     is_encoder_decoder=False, use_cache=False, pad_token_id=0, eos_token_id=1,
-                     tie_word_embeddings=False)
-    return randomize_(UMT5EncoderModel(cfg), seed, std=0.3).eval()
+    config = dict(**TINY_T5, feed_forward_proj="gated-gelu", dropout_rate=0.0, is_encoder_decoder=False,
+                  use_cache=False, pad_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+    return randomize_(make_text_encoder(vocab_size, seed, config), seed, std=0.3).eval()
 
 
 # ----------------------------------------------------------------------------- key inversions
@@ -235,17 +221,25 @@ def write_tiny_wan22_original(root: str | Path, seed: int = 0) -> Path:
     return root
 
 
-def write_tiny_diffusers(root: str | Path, seed: int = 0, wan22: bool = False) -> Path:
-    """A tiny model in the diffusers layout (``model_index.json`` + component folders)."""
+# Wan2.2-TI2V-5B's shape: a 48-channel VAE with 16x spatial stride (2x2 patchify inside the VAE).
+TI2V_5B_VAE = dict(z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2, scale_factor_spatial=16,
+                   decoder_base_dim=16, latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
+TI2V_5B_DIT = dict(in_channels=48, out_channels=48)
+
+
+def write_tiny_diffusers(root: str | Path, seed: int = 0, wan22: bool = False, ti2v_5b: bool = False) -> Path:
+    """A tiny model in the diffusers layout (``model_index.json`` + component folders);
+    ``ti2v_5b`` shapes it like Wan2.2-TI2V-5B (48 latent channels, VAE stride 4x16x16)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    make_tiny_dit(seed).save_pretrained(str(root / "transformer"))
+    dit_shape = TI2V_5B_DIT if ti2v_5b else {}
+    make_tiny_dit(seed, **dit_shape).save_pretrained(str(root / "transformer"))
     if wan22:
-        make_tiny_dit(seed + 10).save_pretrained(str(root / "transformer_2"))
+        make_tiny_dit(seed + 10, **dit_shape).save_pretrained(str(root / "transformer_2"))
     tok = make_tiny_tokenizer()
     tok.save_pretrained(str(root / "tokenizer"))
     make_tiny_t5(len(tok), seed + 1).save_pretrained(str(root / "text_encoder"))
-    make_tiny_vae(seed + 2).save_pretrained(str(root / "vae"))
+    make_tiny_vae(seed + 2, **(TI2V_5B_VAE if ti2v_5b else {})).save_pretrained(str(root / "vae"))
     index = {"_class_name": "WanPipeline", "_diffusers_version": "0.33.0",
              "scheduler": ["diffusers", "UniPCMultistepScheduler"], "text_encoder": ["transformers", "UMT5EncoderModel"],
              "tokenizer": ["transformers", "T5TokenizerFast"], "transformer": ["diffusers", "WanTransformer3DModel"],
@@ -260,8 +254,6 @@ def write_tiny_diffusers(root: str | Path, seed: int = 0, wan22: bool = False) -
 
 # ----------------------------------------------------------------------------- LoRA files
 
-LORA_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
-                "attn2.to_out.0", "ffn.net.0.proj", "ffn.net.2")
 _ORIGINAL_TARGETS = {"attn1.to_q": "self_attn.q", "attn1.to_k": "self_attn.k", "attn1.to_v": "self_attn.v",
                      "attn1.to_out.0": "self_attn.o", "attn2.to_q": "cross_attn.q", "attn2.to_k": "cross_attn.k",
                      "attn2.to_v": "cross_attn.v", "attn2.to_out.0": "cross_attn.o", "ffn.net.0.proj": "ffn.0",
@@ -275,14 +267,14 @@ def make_lora_tensors(model: nn.Module, rank: int = 4, seed: int = 0, std: float
     modules = dict(model.named_modules())
     out = {}
     for name in sorted(modules):
-        if any(name.endswith(t) for t in LORA_TARGETS) and isinstance(modules[name], nn.Linear):
+        if any(name.endswith(t) for t in PUSA_TARGETS) and isinstance(modules[name], nn.Linear):
             lin = modules[name]
             out[name] = (std * torch.randn(rank, lin.in_features, generator=g),
                          std * torch.randn(lin.out_features, rank, generator=g))
     return out
 
 
-def lora_state_dict(tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], style: str,
+def named_lora_state_dict(tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], style: str,
                     alpha: float | None = None) -> dict[str, torch.Tensor]:
     """Name LoRA tensors in one of the styles seen in the wild.
 
@@ -311,7 +303,7 @@ def write_lora(path: str | Path, model: nn.Module, style: str = "pusa", rank: in
                wrapped: bool = False, alpha: float | None = None) -> Path:
     """Write a random LoRA for ``model`` in ``style``; ``.pt`` files are torch pickles like ``pusa_v1.pt``."""
     path = Path(path)
-    state = lora_state_dict(make_lora_tensors(model, rank, seed), style, alpha)
+    state = named_lora_state_dict(make_lora_tensors(model, rank, seed), style, alpha)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 

@@ -32,7 +32,7 @@ EVAL_EXAMPLE = """example (bundled pusa-tiny, about 5 minutes on 2 CPU cores):
 
 
 def _default_model() -> str:
-    from pusa.models import default_model_dir
+    from pusa.bundled import default_model_dir
 
     return str(default_model_dir())
 
@@ -139,7 +139,9 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lora", help="VTA LoRA file (default: the model's own)")
     p.add_argument("--alphas", type=_floats, default=[0.0, 1.0, 1.4, 2.0])
     p.add_argument("--multipliers", type=_floats, default=[0.0, 0.2, 0.5])
-    p.add_argument("--tasks", default="i2v,v2v,keyframes", help="subset of i2v,v2v,keyframes")
+    from pusa.training.evaluate import EVAL_TASKS
+
+    p.add_argument("--tasks", default=",".join(EVAL_TASKS), help=f"subset of {','.join(EVAL_TASKS)}")
     p.add_argument("--cases", type=int, default=4, help="held-out cases per task")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--cfg", type=float, default=1.0, help="guidance scale (1: one forward per step)")
@@ -152,12 +154,12 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of ``pusa eval``: prints the table (this is the command's output, hence print)."""
-    from pusa.training.evaluate import EvalConfig, format_table, run_evaluation
+    from pusa.training.evaluate import EVAL_TASKS, EvalConfig, format_table, run_evaluation
 
     tasks = tuple(t for t in args.tasks.split(",") if t)
-    bad = [t for t in tasks if t not in ("i2v", "v2v", "keyframes")]
+    bad = [t for t in tasks if t not in EVAL_TASKS]
     if bad:
-        raise InputError(f"tasks: {bad[0]!r} is not allowed; expected a subset of i2v, v2v, keyframes")
+        raise InputError(f"tasks: {bad[0]!r} is not allowed; expected a subset of {', '.join(EVAL_TASKS)}")
     cfg = EvalConfig(model=args.model or _default_model(), lora=args.lora, alphas=tuple(args.alphas),
                      multipliers=tuple(args.multipliers), tasks=tasks, cases=args.cases, steps=args.steps,
                      cfg=args.cfg, seed=args.seed)
@@ -170,13 +172,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry (``python -m pusa.training.cli train|eval ...``), e.g. under accelerate launch."""
-    parser = argparse.ArgumentParser(prog="pusa-training")
+    from pusa.cli_options import OneLineParser, join_list_values
+
+    parser = OneLineParser(prog="pusa-training")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_eval_parser(sub)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from pusa.cli import run_handler
+    from pusa.cli_options import run_handler
 
     return run_handler(args)
 

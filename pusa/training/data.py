@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from pusa.errors import InputError
+from pusa.latent_codec import LatentCodec
+from pusa.text import encode_prompts
 
 log = logging.getLogger(__name__)
 
@@ -115,22 +117,6 @@ def read_clip(path: Path, frames: int, width: int, height: int) -> torch.Tensor:
     return arr.permute(3, 0, 1, 2).contiguous()
 
 
-def encode_prompts(tokenizer, text_encoder, prompts: list[str], text_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """UMT5 embeddings exactly as the engine computes them (``PusaPipeline.encode_text``).
-
-    Returns ``(embeddings (B, text_len, D) zeroed past each prompt, lengths (B,))``. Whitespace is
-    collapsed, prompts are padded to ``text_len`` and truncated there; a test checks that this
-    matches the engine so the DiT trains on the context it will see.
-    """
-    tok = tokenizer([" ".join(p.split()) for p in prompts], padding="max_length", max_length=text_len,
-                    truncation=True, add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-    device = next(text_encoder.parameters()).device
-    with torch.no_grad():
-        emb = text_encoder(tok.input_ids.to(device), tok.attention_mask.to(device)).last_hidden_state.float().cpu()
-    mask = tok.attention_mask
-    return emb * mask.unsqueeze(-1).to(emb.dtype), mask.sum(dim=1)
-
-
 def _fingerprint(layout, width: int, height: int, frames: int, negatives: tuple[str, ...]) -> str:
     """Cache key: the encoders' files and the clip geometry.
 
@@ -147,7 +133,7 @@ def _fingerprint(layout, width: int, height: int, frames: int, negatives: tuple[
                     h.update(f.name.encode() + hashlib.sha256(f.read_bytes()).digest())
                 else:
                     h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    h.update(f"{width}x{height}x{frames}:{layout.text_len}".encode())
+    h.update(f"{width}x{height}x{frames}:{layout.family.text_len}".encode())
     h.update(json.dumps(list(negatives)).encode())
     return h.hexdigest()[:16]
 
@@ -204,27 +190,23 @@ class LatentCache:
         todo = [i for i, key in enumerate(expected) if done.get(str(i)) != key]
         if todo or not (folder / "null.pt").is_file():
             log.info("encoding %d of %d clips into %s", len(todo), len(samples), folder)
-            vae = load_vae(layout.vae, torch.float32).eval()
+            codec = LatentCodec(load_vae(layout.vae, torch.float32).eval(), torch.device("cpu"))
             tokenizer = load_tokenizer(layout.tokenizer)
             text_encoder = load_text_encoder(layout.text_encoder, torch.float32).eval()
-            mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
-            std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
-            null, _ = encode_prompts(tokenizer, text_encoder, list(negative_prompts), layout.text_len)
+            null, _ = encode_prompts(tokenizer, text_encoder, list(negative_prompts), layout.family.text_len)
             torch.save({"contexts": null.to(torch.bfloat16)}, folder / "null.pt")
             from tqdm.auto import tqdm
 
             for i in tqdm(todo, desc="caching latents", disable=len(todo) < 20):
                 s = samples[i]
                 px = read_clip(s.video, frames, width, height).unsqueeze(0)
-                with torch.no_grad():
-                    z = vae.encode(px).latent_dist.mode()
-                z = ((z - mean) / std)[0]
-                emb, length = encode_prompts(tokenizer, text_encoder, [s.caption], layout.text_len)
+                z = codec.encode(px)[0]
+                emb, length = encode_prompts(tokenizer, text_encoder, [s.caption], layout.family.text_len)
                 torch.save({"latent": z.to(torch.bfloat16), "context": emb[0, : int(length[0])].to(torch.bfloat16)},
                            folder / f"{i:07d}.pt")
                 done[str(i)] = expected[i]
                 if len(done) % 200 == 0:
                     manifest.write_text(json.dumps(done))
             manifest.write_text(json.dumps(done))
-            del vae, text_encoder
-        return cls(folder, len(samples), layout.text_len)
+            del codec, text_encoder
+        return cls(folder, len(samples), layout.family.text_len)

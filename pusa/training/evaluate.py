@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from pusa.family import ModelFamily
+from pusa.tasks import TASKS, get_task
 from pusa.training.synthetic import COLORS, Clip, random_clip
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,9 @@ log = logging.getLogger(__name__)
 MISSING_PENALTY = 32.0
 COLOR_TOLERANCE = 90.0
 FOREGROUND_LEVEL = 80.0
-TASK_POSITIONS = {"i2v": [0], "v2v": [0, 1, 2], "keyframes": None}
+V2V_POSITIONS = [0, 1, 2]  # extension: the first 9 frames kept, the motion continued
+# Every registered task with conditions is scored; how its case is built follows its input form.
+EVAL_TASKS = tuple(t.name for t in TASKS.values() if t.conditioned)
 
 
 @dataclass
@@ -48,7 +52,7 @@ class EvalConfig:
     lora: str | None = None
     alphas: tuple[float, ...] = (0.0, 1.0, 1.4, 2.0)
     multipliers: tuple[float, ...] = (0.0, 0.2, 0.5)
-    tasks: tuple[str, ...] = ("i2v", "v2v", "keyframes")
+    tasks: tuple[str, ...] = EVAL_TASKS
     cases: int = 4
     steps: int = 10
     cfg: float = 1.0
@@ -107,49 +111,50 @@ def score(generated: np.ndarray, clip: Clip, task: str, cond_frames: list[int]) 
         "traj_err": float(np.mean(errs[scored])),
         "consistency": float(100.0 * ok.mean()),
     }
-    if task == "keyframes":
+    if get_task(task).form == "keyframes":  # the end keyframe hit
         out["end_err"] = float(np.minimum(np.linalg.norm(centres[-1] - truth[-1]), MISSING_PENALTY)) \
             if not np.isnan(centres[-1, 0]) else MISSING_PENALTY
     return out
 
 
-def _request(task: str, clip: Clip, multiplier: float, n_latent: int) -> tuple[dict, dict, list[int]]:
-    """Settings fields, generate() inputs and the pixel frames that are conditions, for one task."""
+def _request(task: str, clip: Clip, multiplier: float, family: ModelFamily) -> tuple[dict, dict, list[int]]:
+    """Settings fields, generate() inputs and the pixel frames that are conditions, for one task's form."""
     from PIL import Image
 
     frames = clip.frames
     last = frames.shape[0] - 1
-    if task == "i2v":
-        return ({"task": "i2v", "cond_positions": [0], "noise_multipliers": [multiplier]},
+    n_latent = family.latent_frames(frames.shape[0])
+    form = get_task(task).form
+    if form == "image":  # the first frame, continued
+        return ({"task": task, "cond_positions": [0], "noise_multipliers": [multiplier]},
                 {"images": [Image.fromarray(frames[0])]}, [0])
-    if task == "v2v":
-        pos = [p for p in TASK_POSITIONS["v2v"] if p < n_latent - 1] or [0]  # leave frames to generate
-        n_px = 4 * pos[-1] + 1
-        return ({"task": "v2v", "cond_positions": pos, "noise_multipliers": [multiplier] * len(pos)},
+    if form == "video":  # the first frames kept, extended
+        pos = [p for p in V2V_POSITIONS if p < n_latent - 1] or [0]  # leave frames to generate
+        n_px = family.frames_needed(pos[-1])
+        return ({"task": task, "cond_positions": pos, "noise_multipliers": [multiplier] * len(pos)},
                 {"video": [Image.fromarray(f) for f in frames[:n_px]]}, list(range(n_px)))
-    if task == "keyframes":
-        return ({"task": "keyframes", "cond_positions": [0, n_latent - 1], "noise_multipliers": [multiplier] * 2},
+    if form == "keyframes":  # first and last frame, connected
+        return ({"task": task, "cond_positions": [0, n_latent - 1], "noise_multipliers": [multiplier] * 2},
                 {"images": [Image.fromarray(frames[0]), Image.fromarray(frames[last])]}, [0, last])
-    raise ValueError(task)
+    raise ValueError(f"task {task!r} has no conditions to evaluate")
 
 
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     """Generate every (alpha, multiplier, task, case) through the engine and average the metrics."""
     from pusa.pipeline import PusaPipeline
-    from pusa.settings import GenerationSettings, latent_frames
+    from pusa.settings import GenerationSettings
 
     started = time.time()
     pipe = PusaPipeline.from_pretrained(cfg.model, lora=cfg.lora, device="cpu")
     d = pipe.defaults
     cases = held_out_cases(cfg.cases, cfg.seed, d.width, d.height, d.frames)
-    n_latent = latent_frames(d.frames)
     rows = []
     for alpha in cfg.alphas:
         for m in cfg.multipliers:
             per_task: dict[str, list[dict[str, float]]] = {t: [] for t in cfg.tasks}
             for task in cfg.tasks:
                 for i, clip in enumerate(cases):
-                    fields, inputs, cond_frames = _request(task, clip, m, n_latent)
+                    fields, inputs, cond_frames = _request(task, clip, m, pipe.family)
                     settings = GenerationSettings.parse({
                         "prompt": clip.caption, "steps": cfg.steps, "cfg": cfg.cfg, "lora_alpha": alpha,
                         "seed": cfg.seed + i, "width": d.width, "height": d.height, "frames": d.frames, **fields})

@@ -44,47 +44,57 @@ EXTRA_WORDS = ["the", "an", "ball", "box", "object", "shape", "slowly", "quickly
                "black", "background", "towards", "to", "of", ",", "."]
 
 
-def make_tokenizer():
-    """Word-level tokenizer with UMT5's special ids (pad 0, eos 1, unk 2), saved as tokenizer.json."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+def umt5_style_tokenizer(model, pre_tokenizer, max_length: int, normalizer=None, decoder=None):
+    """A fast tokenizer with UMT5's special ids (pad 0, eos 1, unk 2) and an appended ``</s>``."""
+    from tokenizers import Tokenizer
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(model)
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    if decoder is not None:
+        tok.decoder = decoder
+    tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=max_length)
+
+
+def make_tokenizer():
+    """Word-level tokenizer over the caption vocabulary, saved as tokenizer.json."""
+    from tokenizers import models, normalizers, pre_tokenizers
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for w in list(dict.fromkeys(CAPTION_WORDS + EXTRA_WORDS)):
         vocab.setdefault(w, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=TEXT_LEN)
+    return umt5_style_tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"), pre_tokenizers.Whitespace(),
+                                TEXT_LEN, normalizer=normalizers.Lowercase())
 
 
-def make_text_encoder(vocab_size: int, seed: int):
-    """A random 2-layer UMT5 encoder (frozen everywhere: only its features' identity matters)."""
+def make_text_encoder(vocab_size: int, seed: int, config: dict | None = None):
+    """A random UMT5 encoder (frozen everywhere: only its features' identity matters)."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
-    cfg = UMT5Config(vocab_size=vocab_size, **T5_CONFIG)
-    return UMT5EncoderModel(cfg).eval()
+    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **(config or T5_CONFIG))).eval()
 
 
-def make_transformer(seed: int):
-    """A freshly initialised tiny Wan DiT (diffusers' own init)."""
+def make_transformer(seed: int, config: dict | None = None):
+    """A freshly initialised Wan DiT of ``config`` (default: pusa-tiny's), diffusers' own init."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
-    return WanTransformer3DModel(**DIT_CONFIG)
+    return WanTransformer3DModel(**(config or DIT_CONFIG))
 
 
-def make_vae(seed: int):
-    """A freshly initialised narrow Wan VAE with Wan's block structure."""
+def make_vae(seed: int, base_dim: int = VAE_BASE_DIM, **config):
+    """A freshly initialised narrow Wan VAE with Wan's block structure (``config`` overrides, e.g. z_dim)."""
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(seed)
-    return AutoencoderKLWan(base_dim=VAE_BASE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                            attn_scales=[], temperal_downsample=[False, True, True])
+    return AutoencoderKLWan(**{**dict(base_dim=base_dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                                      attn_scales=[], temperal_downsample=[False, True, True]), **config})
 
 
 def _clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:

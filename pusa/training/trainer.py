@@ -30,16 +30,13 @@ from typing import Callable
 
 import torch
 
+from pusa.atomic import atomic_file
 from pusa.errors import InputError
-from pusa.training.vta import (TimestepTable, noisy_input, sample_frame_sigmas, token_timesteps, tokens_per_frame,
-                               vta_loss)
+from pusa.loading.lora import PUSA_TARGETS
+from pusa.training.vta import TimestepTable, noisy_input, sample_frame_sigmas, token_timesteps, vta_loss
 
 log = logging.getLogger(__name__)
 
-# Pusa's LoRA targets in diffusers naming: self/cross attention q, k, v, o and the two FFN linears.
-PUSA_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
-                "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0",
-                "ffn.net.0.proj", "ffn.net.2")
 LORA_FILE = "pusa_lora.safetensors"
 
 
@@ -150,9 +147,8 @@ def export_lora(transformer: torch.nn.Module, path: Path, cfg: TrainConfig, step
     state = lora_state_dict(transformer, cfg.lora_alpha / cfg.lora_rank, full_state)
     meta = {"format": "pusa-vta-lora", "rank": str(cfg.lora_rank), "trained_lora_alpha": str(cfg.lora_alpha),
             "scale_folded_into_B": "true", "step": str(step), "timestep_mode": cfg.timestep_mode}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
@@ -269,9 +265,9 @@ def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = No
     if layout.is_wan22:
         raise InputError("model: training a Wan2.2 (two-expert) folder is not supported; train each expert's "
                          "folder as a Wan2.1-style model")
-    cfg.width = cfg.width or layout.defaults.width
-    cfg.height = cfg.height or layout.defaults.height
-    cfg.frames = cfg.frames or layout.defaults.frames
+    cfg.width = cfg.width or layout.family.defaults.width
+    cfg.height = cfg.height or layout.family.defaults.height
+    cfg.frames = cfg.frames or layout.family.defaults.frames
     if cfg.width % 16 or cfg.height % 16 or (cfg.frames - 1) % 4:
         raise InputError(f"training size {cfg.width}x{cfg.height}x{cfg.frames}: width/height must be multiples "
                          f"of 16 and frames 4k+1")
@@ -322,7 +318,7 @@ def train(cfg: TrainConfig, *, on_step: Callable[[int, float], None] | None = No
     table = TimestepTable.create(cfg.shift, cfg.weighting)
     sample_latent, _ = cache.get(0)
     _, n_frames, lat_h, lat_w = sample_latent.shape
-    tpf = tokens_per_frame(lat_h, lat_w)
+    tpf = layout.family.tokens_per_frame(lat_h, lat_w)
     device = accelerator.device
     losses: list[float] = []
     bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (cfg.progress and accelerator.is_main_process))

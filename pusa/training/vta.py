@@ -22,7 +22,6 @@ Choices (and why):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -116,7 +115,3 @@ def vta_loss(pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, sigma: t
     w = table.weight_of(sigma.float())
     return (per_frame * w).sum() / w.numel()
 
-
-def tokens_per_frame(latent_h: int, latent_w: int, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
-    """DiT tokens of one latent frame (patch 1x2x2)."""
-    return math.ceil(latent_h / patch[1]) * math.ceil(latent_w / patch[2])

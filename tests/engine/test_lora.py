@@ -8,7 +8,7 @@ from pusa.errors import LoraMismatchError, ModelLoadError
 from pusa.loading.lora import MergedLoras, load_lora
 from pusa.pipeline import PusaPipeline
 from pusa.settings import GenerationSettings
-from pusa.testing.layouts import lora_state_dict, make_lora_tensors, make_tiny_dit, write_lora
+from pusa.testing.layouts import named_lora_state_dict, make_lora_tensors, make_tiny_dit, write_lora
 
 
 def _merged_state(path, alpha=1.0):
@@ -41,10 +41,10 @@ def test_every_naming_style_merges_identically(tmp_path, base_dit):
 
 def test_prefixed_keys_and_kohya_alpha_scale(tmp_path, base_dit):
     tensors = make_lora_tensors(base_dit, rank=4, seed=0)
-    state = lora_state_dict(tensors, "original", alpha=2.0)  # scale alpha / rank = 0.5
+    state = named_lora_state_dict(tensors, "original", alpha=2.0)  # scale alpha / rank = 0.5
     save_file(state, str(tmp_path / "half.safetensors"))
     half = _merged_state(tmp_path / "half.safetensors", 1.0)
-    pusa = lora_state_dict(tensors, "pusa")
+    pusa = named_lora_state_dict(tensors, "pusa")
     torch.save({f"diffusion_model.{k}": v for k, v in pusa.items()}, tmp_path / "prefixed.pt")
     ref = _merged_state(tmp_path / "prefixed.pt", 0.5)
     assert all(torch.allclose(half[k], ref[k], atol=1e-7) for k in ref)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from pusa.models import BUNDLED_DIR
+from pusa.bundled import BUNDLED_DIR
 
 # Measured on this exact subset (2 cases, alpha 0 / 1.4, multiplier 0.2, 8 steps):
 #   alpha 1.4: i2v PSNR 23.8, i2v traj 15.4, key PSNR 22.4, key end 1.3, key traj 2.6 (px)

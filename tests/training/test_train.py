@@ -10,7 +10,8 @@ import torch
 
 from pusa.errors import InputError
 from tests.training.conftest import CLIP_F, CLIP_H, CLIP_W
-from pusa.training.data import LatentCache, encode_prompts
+from pusa.text import encode_prompts
+from pusa.training.data import LatentCache
 from pusa.training.trainer import LORA_FILE, latest_checkpoint, train
 from pusa.training.vta import TimestepTable, noisy_input, sample_frame_sigmas, token_timesteps, vta_loss
 
@@ -144,7 +145,7 @@ def test_full_mode_exports_a_loadable_transformer(train_config, tiny_diffusers):
 
 def test_training_text_context_matches_the_engine(tiny_pipe):
     prompts = ["a  small red circle moving   right fast", "x"]
-    ours, lengths = encode_prompts(tiny_pipe.tokenizer, tiny_pipe.text_encoder, prompts, tiny_pipe.layout.text_len)
+    ours, lengths = encode_prompts(tiny_pipe.tokenizer, tiny_pipe.text_encoder, prompts, tiny_pipe.family.text_len)
     theirs = tiny_pipe.encode_text(prompts).float()
     assert torch.equal(ours, theirs)
     assert int(lengths[1]) < int(lengths[0])
