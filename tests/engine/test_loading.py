@@ -1,7 +1,6 @@
 """Real layouts load through the real loaders, and broken folders fail with a precise message."""
 
 import json
-import pickle
 import shutil
 
 import pytest
@@ -19,7 +18,7 @@ def test_layouts_are_detected(tiny_original, tiny_diffusers, tiny_wan22):
     assert detect_layout(tiny_original).kind == "wan2.1-original"
     assert detect_layout(tiny_diffusers).kind == "diffusers"
     w22 = detect_layout(tiny_wan22)
-    assert w22.kind == "wan2.2-original" and w22.is_wan22 and w22.boundary == 0.875
+    assert w22.kind == "wan2.2-original" and w22.is_wan22 and w22.family.boundary == 0.875
 
 
 def test_original_layout_weights_equal_the_source_model(tiny_original):
@@ -88,18 +87,28 @@ def test_wan22_needs_both_experts(tiny_wan22, tmp_path):
 
 
 class _Evil:
+    """Unpickling this creates the file ``path``: the mark of code run by the loader."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
     def __reduce__(self):
-        return (print, ("this must never run",))
+        return (open, (self.path, "w"))
 
 
-def test_pickles_are_loaded_without_running_code(tmp_path):
-    path = tmp_path / "evil.pth"
-    with open(path, "wb") as f:
-        pickle.dump({"encoder.conv1.weight": _Evil()}, f)
+@pytest.mark.parametrize("component", ["vae", "text_encoder"])
+def test_pickles_are_loaded_without_running_code(tmp_path, component):
+    mark = tmp_path / "payload-ran"
+    path = tmp_path / ("Wan2.1_VAE.pth" if component == "vae" else "models_t5_umt5-xxl-enc-bf16.pth")
+    torch.save({"encoder.conv1.weight": _Evil(mark)}, str(path))
+    control = tmp_path / "control.pth"
+    torch.save({"encoder.conv1.weight": _Evil(tmp_path / "control-ran")}, str(control))
+    torch.load(str(control), weights_only=False)  # the payload is live...
+    assert (tmp_path / "control-ran").exists()
+    loader = load_vae if component == "vae" else load_text_encoder
     with pytest.raises(ModelLoadError, match="weights_only=True|not a loadable weights file"):
-        load_vae(path, torch.float32)
-    with pytest.raises(ModelLoadError):
-        load_text_encoder(path, torch.float32)
+        loader(path, torch.float32)
+    assert not mark.exists()  # ...and the loader never ran it
 
 
 def test_sharded_index_without_shards_and_shards_without_index(tmp_path):
