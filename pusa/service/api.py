@@ -18,6 +18,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pusa.errors import ModelUnavailable, SettingsError
+from pusa.settings import excerpt
+from pusa.service.guard import BodyTooLarge
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
 from pusa.service.store import STATUSES, StorageError
 from pusa.service.uploads import UploadRejected
@@ -25,9 +27,23 @@ from pusa.service.uploads import UploadRejected
 log = logging.getLogger(__name__)
 
 
+# An error message is for reading: whatever it quotes is cut well before this many characters.
+MAX_MESSAGE_CHARS = 1000
+
+# Starlette's multipart parser stops at these limits with a bare 400; name the part that went over.
+_MULTIPART_LIMITS = (("Too many files", "images", "too many files in one request"),
+                     ("Too many fields", "request", "too many form fields in one request"),
+                     ("exceeded maximum size", "settings", "a text field (the settings JSON) is over its size limit"))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS - 40] + f"... ({len(text)} chars)"
+
+
 def error_response(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
-    """One error shape for every failure, so clients can always find the field."""
-    return JSONResponse({"detail": detail, "errors": errors or []}, status_code=status)
+    """One error shape for every failure, so clients can always find the field (messages kept short)."""
+    errors = [{"field": _cut(e["field"]), "message": _cut(e["message"])} for e in errors or []]
+    return JSONResponse({"detail": _cut(detail), "errors": errors}, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -49,6 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, e: JobConflict) -> JSONResponse:
         return error_response(409, str(e))
 
+    @app.exception_handler(BodyTooLarge)
+    async def _body(_: Request, e: BodyTooLarge) -> JSONResponse:
+        return error_response(413, str(e), [{"field": "request", "message": "too large"}])
+
     @app.exception_handler(StorageError)
     async def _storage(_: Request, e: StorageError) -> JSONResponse:
         # 507 Insufficient Storage: the operator must free space; the request itself was fine
@@ -66,6 +86,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
         detail = "no such API route" if e.status_code == 404 else str(e.detail)
+        if isinstance(e.__cause__, BodyTooLarge):  # FastAPI wraps errors met while reading a form
+            return error_response(413, str(e.__cause__), [{"field": "request", "message": "too large"}])
+        if e.status_code == 400:
+            for marker, field, message in _MULTIPART_LIMITS:
+                if marker in detail:
+                    return error_response(413, f"{field}: {message} ({detail})", [{"field": field, "message": message}])
         return error_response(e.status_code, detail)
 
     @app.exception_handler(RequestValidationError)
@@ -122,7 +148,7 @@ def build_router(service: JobService) -> APIRouter:
     def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
                   status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}")) -> Any:
         if status is not None and status not in STATUSES:
-            return error_response(422, f"status: {status!r} is not one of {', '.join(STATUSES)}",
+            return error_response(422, f"status: {excerpt(status)} is not one of {', '.join(STATUSES)}",
                                   [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}])
         jobs, total = service.list_jobs(limit, offset, status)
         return {"items": [service.job_dict(j) for j in jobs], "total": total, "limit": limit, "offset": offset}

@@ -9,12 +9,10 @@ model progress) until the studio is built, then hands every non-API request to G
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html
 import json
 import logging
 import threading
-from http.cookies import SimpleCookie
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,11 +21,10 @@ from fastapi import FastAPI
 from pusa.service.api import build_router, install_error_handlers
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import Engine, ModelHost, ProgressFn, pipeline_loader
+from pusa.service.guard import COOKIE, STATE_CHANGING, BodyTooLarge, RequestGuard, install_log_redaction
 from pusa.service.jobs import JobService
 
 log = logging.getLogger(__name__)
-
-COOKIE = "pusa_token"
 
 
 class PusaApp:
@@ -39,6 +36,7 @@ class PusaApp:
         # kept as an attribute for callers that predate the facade; the app itself uses only self.service
         self.host = ModelHost(loader or pipeline_loader(config), config.model_label)
         self.service = JobService(config, self.host)
+        self.guard = RequestGuard(config)
         self.want_studio = config.studio if studio is None else studio
         self.studio_state = "building" if self.want_studio else "disabled"
         self.studio_error: str | None = None
@@ -67,19 +65,25 @@ class PusaApp:
         path = scope.get("path", "")
         is_api = path == "/api" or path.startswith("/api/")
         if self.config.token:
-            ok, via_query = self._check_token(scope)
+            ok, via_query = self.guard.check_token(scope)
             if not ok:
                 await self._unauthorized(scope, send, is_api)
                 return
             if via_query and not is_api and scope["type"] == "http" and scope.get("method") == "GET":
                 await self._set_cookie_redirect(scope, send)
                 return
+        refused = self.guard.refusal(scope)
+        if refused is not None:
+            await self._forbidden(scope, send, *refused)
+            return
         if is_api:
-            if scope["type"] == "http" and scope.get("method") == "POST" and self._too_large(scope):
-                await self._send_json(send, 413, {"detail": "request body is larger than the upload limits allow "
-                                                            f"({self.config.limits.max_request_bytes()} bytes)",
-                                                  "errors": [{"field": "request", "message": "too large"}]})
-                return
+            if scope["type"] == "http" and scope.get("method") in STATE_CHANGING:
+                limit = self.config.limits.max_request_bytes()
+                if self.guard.declared_too_large(scope):
+                    await self._send_json(send, 413, {"detail": str(BodyTooLarge(limit)),
+                                                      "errors": [{"field": "request", "message": "too large"}]})
+                    return
+                receive = self.guard.limited_receive(receive)  # a chunked body has no Content-Length
             await self.api(scope, receive, send)
         elif self._studio_app is not None:
             await self._studio_app(scope, receive, send)
@@ -108,6 +112,7 @@ class PusaApp:
 
     def startup(self) -> None:
         """Start the worker and the model load; build the studio in the background."""
+        install_log_redaction()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.service.start()
         self._loop = asyncio.get_running_loop()
@@ -154,42 +159,6 @@ class PusaApp:
 
     # ------------------------------------------------------------------ token guard
 
-    def _check_token(self, scope: dict) -> tuple[bool, bool]:
-        """(authorized, came via ?token=) from the Authorization/X-Pusa-Token header, cookie or query."""
-        want = self.config.token or ""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        candidates = []
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            candidates.append(auth[7:].strip())
-        if "x-pusa-token" in headers:
-            candidates.append(headers["x-pusa-token"].strip())
-        if "cookie" in headers:
-            jar = SimpleCookie()
-            try:
-                jar.load(headers["cookie"])
-            except Exception:  # a malformed cookie header is just "no token"
-                jar = SimpleCookie()
-            if COOKIE in jar:
-                candidates.append(jar[COOKIE].value)
-        for c in candidates:
-            if hmac.compare_digest(c.encode(), want.encode()):
-                return True, False
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        if "token" in query and hmac.compare_digest(query["token"].encode(), want.encode()):
-            return True, True
-        return False, False
-
-    def _too_large(self, scope: dict) -> bool:
-        """Refuse a body whose declared size exceeds every file limit combined, before reading it."""
-        for k, v in scope.get("headers", []):
-            if k.lower() == b"content-length":
-                try:
-                    return int(v) > self.config.limits.max_request_bytes()
-                except ValueError:
-                    return False
-        return False
-
     async def _send_json(self, send: Callable, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
         await send({"type": "http.response.start", "status": status,
@@ -205,6 +174,13 @@ class PusaApp:
                     "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
+
+    async def _forbidden(self, scope: dict, send: Callable, header: str, message: str) -> None:
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        log.warning("refused a request: %s", message)
+        await self._send_json(send, 403, {"detail": message, "errors": [{"field": header, "message": message}]})
 
     async def _unauthorized(self, scope: dict, send: Callable, is_api: bool) -> None:
         if scope["type"] != "http":

@@ -38,8 +38,17 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     g.add_argument("--data-dir", default="pusa-data", metavar="DIR",
                    help="job database, uploads and outputs (default: ./pusa-data)")
-    g.add_argument("--token", default=None, help=f"require this access token on every route (default: ${TOKEN_ENV} "
-                                                 f"if set); browsers open http://HOST:PORT/?token=TOKEN once")
+    g.add_argument("--token-file", metavar="FILE",
+                   help=f"require the access token in FILE on every route (or set ${TOKEN_ENV}); browsers open "
+                        f"http://HOST:PORT/?token=TOKEN once. Not accepted as a plain option: other users of the "
+                        f"machine could read it in the process list")
+    g.add_argument("--token", type=_refuse_token, help=argparse.SUPPRESS)
+    g.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="without a token: also accept requests whose Host header is NAME (repeatable; this server's "
+                        "own address and localhost are always accepted)")
+    g.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
+                   help="without a token: also accept changes (submit, cancel) from pages at URL, e.g. "
+                        "http://studio.example:8080 (repeatable)")
     g.add_argument("--no-studio", action="store_true", help="serve only the HTTP API")
     lim = p.add_argument_group("upload limits (larger uploads get HTTP 413)")
     lim.add_argument("--max-upload-mb", type=float, default=_DEFAULT_LIMITS.max_bytes / 1024 / 1024,
@@ -53,13 +62,38 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     add_engine_options(p)
 
 
+def _refuse_token(_: str) -> str:
+    raise argparse.ArgumentTypeError(f"is not accepted on the command line (other users can read it in the process "
+                                     f"list); set ${TOKEN_ENV} or use --token-file FILE")
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token from ``--token-file`` or ``$PUSA_TOKEN`` (ValueError naming the problem)."""
+    if args.token_file:
+        path = Path(args.token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--token-file: cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
+        if not token:
+            raise ValueError(f"--token-file: {path} is empty")
+        if path.stat().st_mode & 0o077:
+            log.warning("--token-file %s can be read by other users; chmod 600 it", path)
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     """Parsed options -> ServiceConfig (the engine options come from the shared CLI helper)."""
     from pusa.cli_options import engine_kwargs
 
+    engine_options = engine_kwargs(args)
+    # the budget is the service's to apply (also while the model loads), so it lives in the config
+    max_pixel_frames = engine_options.pop("max_pixel_frames", None)
     return ServiceConfig(
         data_dir=Path(args.data_dir), model=Path(args.model).expanduser() if args.model else None,
-        engine_options=engine_kwargs(args), token=args.token or os.environ.get(TOKEN_ENV) or None,
+        engine_options=engine_options, max_pixel_frames=max_pixel_frames,
+        token=read_token(args), allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin),
         limits=UploadLimits(max_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                             max_video_seconds=args.max_video_seconds, max_images=args.max_images),
         host=args.host, port=args.port, studio=not args.no_studio)
@@ -75,13 +109,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value <= 0:
             log.error("%s must be positive (got %s)", name, value)
             return 2
+    if getattr(args, "max_pixel_frames", None) is not None and args.max_pixel_frames <= 0:
+        log.error("--max-pixel-frames must be positive (got %s)", args.max_pixel_frames)
+        return 2
     if args.max_upload_mb <= 0 or args.max_video_seconds <= 0:
         log.error("--max-upload-mb and --max-video-seconds must be positive")
         return 2
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
     if config.token is None and config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s without --token: anyone who can reach this port can use the studio and API",
-                    config.host)
+        log.warning("serving on %s without a token ($%s or --token-file): anyone who can reach this port can use "
+                    "the studio and API", config.host, TOKEN_ENV)
     app = create_app(config)
     log.info("Pusa studio on http://%s:%d/  (API docs: /api/docs, data: %s, model: %s)", config.host, config.port,
              config.data_dir, config.model_label)

@@ -41,6 +41,13 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     studio: bool = True                  # mount the Gradio studio at "/"
+    # without a token: Host names (NAME or NAME:PORT) and page origins (http://NAME:PORT) allowed
+    # besides this server's own address (see pusa.service.guard)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # largest width x height x frames a job may ask; None: the loaded model's own budget
+    # (pusa.settings.PIXEL_BUDGET_MARGIN times its default window)
+    max_pixel_frames: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()

@@ -22,7 +22,7 @@ from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
 from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, JobStore, as_storage_error, is_valid_job_id, new_job_id
 from pusa.service.worker import Worker
-from pusa.settings import GenerationSettings, ModelDefaults
+from pusa.settings import GenerationSettings, ModelDefaults, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class JobService:
             engine.validate(settings, n_images, has_video)
         else:
             settings.resolve(ModelDefaults(frames=settings.frames or 1001), n_images=n_images,
-                             has_video=has_video, wan22=True)
+                             has_video=has_video, wan22=True, max_pixel_frames=self.config.max_pixel_frames)
         return settings
 
     def submit(self, raw: dict[str, Any], images: list[Upload] | None = None, video: Upload | None = None,
@@ -238,7 +238,7 @@ class JobService:
         """The job with this id; raises JobNotFound (also for ids that could never be ours)."""
         job = self.store.get(job_id) if is_valid_job_id(job_id) else None
         if job is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
+            raise JobNotFound(f"no job with id {excerpt(job_id)}")
         return job
 
     def list_jobs(self, limit: int = 20, offset: int = 0, status: str | None = None) -> tuple[list[Job], int]:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pusa.service.config import UploadLimits
 
@@ -70,10 +70,13 @@ def copy_limited(src: BinaryIO, staging_dir: Path, field: str, limits: UploadLim
 
 
 def check_image(path: Path, field: str, limits: UploadLimits) -> StagedFile:
-    """Refuse images that are not images (422) or have too many pixels (413)."""
+    """Refuse images that are not images (422) or have too many pixels (413), without decoding them.
+
+    PIL's own decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is left as it is for the whole
+    process; it refuses at open anything over twice its limit, which we answer as 413 too.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below gives the clearer error
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -83,13 +86,23 @@ def check_image(path: Path, field: str, limits: UploadLimits) -> StagedFile:
             im.verify()
     except UploadRejected:
         raise
+    except Image.DecompressionBombError:
+        raise UploadRejected(field, f"image has far more pixels than the limit of {limits.max_pixels}", 413) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UploadRejected(field, f"not a readable image ({e}); upload a PNG, JPEG or WebP file", 422) from None
+        # the library's message names the staging file: say what is wrong without it
+        raise UploadRejected(field, f"not a readable image ({type(e).__name__}); upload a PNG, JPEG or WebP file",
+                             422) from None
     return StagedFile(path, IMAGE_SUFFIXES.get(fmt, ".png"))
 
 
+def _is_still_image(container: Any) -> bool:
+    """FFmpeg opens a PNG or JPEG as a one-frame "video" (image2 / *_pipe demuxers): not a video for us."""
+    names = set((container.format.name or "").split(","))
+    return bool(names & {"image2", "apng"}) or any(n.endswith("_pipe") for n in names)
+
+
 def check_video(path: Path, field: str, limits: UploadLimits, original_name: str | None) -> StagedFile:
-    """Refuse files without a video stream (422), too many pixels or too long (413)."""
+    """Refuse what is not a playable video (422: no stream, a still image, no frame), too many pixels or too long (413)."""
     import av
 
     try:
@@ -97,6 +110,9 @@ def check_video(path: Path, field: str, limits: UploadLimits, original_name: str
             streams = container.streams.video
             if not streams:
                 raise UploadRejected(field, "the file has no video stream", 422)
+            if _is_still_image(container):
+                raise UploadRejected(field, "the file is a still image, not a video; upload an MP4 or WebM file "
+                                            "(or use the image tasks)", 422)
             stream = streams[0]
             w, h = stream.codec_context.width, stream.codec_context.height
             if w * h > limits.max_pixels:
@@ -110,19 +126,22 @@ def check_video(path: Path, field: str, limits: UploadLimits, original_name: str
             if duration is not None and duration > limits.max_video_seconds:
                 raise UploadRejected(field, f"video is {duration:.1f} s long; the limit is "
                                             f"{limits.max_video_seconds:g} s", 413)
-            if duration is None:
-                # no duration in the header: count frames, bounded by the limit at a generous fps
-                n = 0
-                cap = int(limits.max_video_seconds * 120) + 1
-                for _ in container.decode(stream):
-                    n += 1
-                    if n > cap:
-                        raise UploadRejected(field, f"video is longer than the limit of "
-                                                    f"{limits.max_video_seconds:g} s", 413)
+            # decode the first frame (a header can promise a stream that holds none); with no duration
+            # in the header, count frames, bounded by the limit at a generous frame rate
+            n = 0
+            cap = int(limits.max_video_seconds * 120) + 1 if duration is None else 1
+            for _ in container.decode(stream):
+                n += 1
+                if n >= cap:
+                    break
+            if n == 0:
+                raise UploadRejected(field, "the video has no frames", 422)
+            if duration is None and n >= cap:
+                raise UploadRejected(field, f"video is longer than the limit of {limits.max_video_seconds:g} s", 413)
     except UploadRejected:
         raise
-    except Exception as e:  # av raises many error types for garbage input
-        raise UploadRejected(field, f"not a readable video ({type(e).__name__}: {e}); upload an MP4 or WebM file",
+    except Exception as e:  # av raises many error types for garbage input; their text names the staging file
+        raise UploadRejected(field, f"not a readable video ({type(e).__name__}); upload an MP4 or WebM file",
                              422) from None
     suffix = Path(original_name or "").suffix.lower()
     return StagedFile(path, suffix if suffix in VIDEO_SUFFIXES else ".mp4")
@@ -133,7 +152,7 @@ def stage_path(src: Path, staging_dir: Path, field: str, limits: UploadLimits) -
     try:
         size = src.stat().st_size
     except OSError as e:
-        raise UploadRejected(field, f"cannot read the uploaded file ({e})", 422) from None
+        raise UploadRejected(field, f"cannot read the uploaded file ({e.strerror or type(e).__name__})", 422) from None
     if size > limits.max_bytes:
         raise UploadRejected(field, f"file is larger than the limit of {_mb(limits.max_bytes)}", 413)
     with open(src, "rb") as f:

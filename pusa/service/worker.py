@@ -28,6 +28,9 @@ RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 USER_CANCEL, SHUTDOWN = "user", "shutdown"
 
+# A job's error is shown to clients: long enough to name the problem, never a whole echoed input.
+MAX_ERROR_CHARS = 1000
+
 
 def retry_delay(attempt: int) -> float:
     """Back-off before attempt ``attempt + 1`` (1-based failures)."""
@@ -43,6 +46,13 @@ def describe_failure(e: BaseException) -> str:
     if isinstance(e, OSError):  # its str() names paths on the server
         return f"internal error: {type(e).__name__}: {e.strerror or 'input/output error'}"
     return f"internal error: {type(e).__name__}: {e}"
+
+
+def public_error(text: str, data_dir: Path) -> str:
+    """A job error as clients may see it: paths inside the data dir made relative, cut to a readable length."""
+    for root in {str(data_dir), str(data_dir.resolve())}:
+        text = text.replace(root + "/", "").replace(root, "<data dir>")
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 40] + f"... ({len(text)} chars)"
 
 
 class Worker:
@@ -162,6 +172,8 @@ class Worker:
         t0 = time.time()
         timings: dict[str, float] = {"queued": round(t0 - job.created_at, 3)}
         status, fields = self._execute(job, timings)
+        if fields.get("error"):
+            fields["error"] = public_error(fields["error"], self.data_dir)
         timings["total"] = round(time.time() - t0, 3)
         if status != SUCCEEDED:
             shutil.rmtree(self.store.outputs_dir / job.id, ignore_errors=True)

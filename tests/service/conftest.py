@@ -34,6 +34,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_config(data_dir: Path, model: Path, **kw: Any) -> ServiceConfig:
     kw.setdefault("limits", TEST_LIMITS)
+    # Starlette's TestClient sends "Host: testserver"; a real client names this server's address
+    kw.setdefault("allowed_hosts", ("testserver",))
     return ServiceConfig(data_dir=data_dir, model=model, engine_options=dict(ENGINE_OPTIONS), **kw)
 
 
