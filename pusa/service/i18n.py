@@ -36,7 +36,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "noise_multipliers": ("Noise multipliers (one per position)", "노이즈 배율 (위치마다 하나)"),
     "position": ("Position (latent slot)", "위치 (잠재 슬롯)"),
     "lora_alpha": ("LoRA alpha", "LoRA 알파"),
-    "lora_alpha_high": ("LoRA alpha (high-noise expert)", "LoRA 알파 (고노이즈 전문가)"),
     "lora_alpha_low": ("LoRA alpha (low-noise expert)", "LoRA 알파 (저노이즈 전문가)"),
     "steps": ("Steps", "스텝 수"),
     "more": ("More settings", "추가 설정"),
@@ -113,9 +112,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "tl_pixels": ("pixel frames", "픽셀 프레임"),
     "tl_pins": ("Image {n} pins latent slot {pos} = pixel frames {first}–{last}, multiplier {mult}",
                 "이미지 {n} → 잠재 슬롯 {pos} = 픽셀 프레임 {first}–{last}, 배율 {mult}"),
-    "random_model_note": ("The bundled default is a tiny random model: its videos are noise. "
-                          "Start with --model to use real weights.",
-                          "기본 번들 모델은 작은 무작위 모델이라 결과가 노이즈입니다. 실제 가중치는 --model 로 지정하세요."),
 }
 
 

@@ -27,6 +27,13 @@ from pusa.service.studio.render import CSS, I18N
 
 __all__ = ["mount_studio", "studio_cache_dir"]
 
+# Gradio runs at most ``max_threads`` queued events at once (40 by default); each tab following its
+# job is one such event for as long as the job waits and runs. Following costs no thread (see
+# ``polling``), so more tabs may follow at once; further ones wait in Gradio's own queue. A value
+# other than 40 also gives Gradio's short sync handlers their own thread limiter instead of
+# sharing the API's (Starlette's default), so the page cannot use up the API's threads.
+FOLLOWING_TABS = 200
+
 
 def studio_cache_dir(config: ServiceConfig) -> Path:
     """Where Gradio keeps this studio's uploads and the copies it serves (inside the data dir)."""
@@ -42,6 +49,7 @@ def mount_studio(service: JobService, config: ServiceConfig, cache_dir: Path | N
     cache = cache_dir or studio_cache_dir(config)
     files = InputFiles(cache, config.data_dir / "examples")
     demo = StudioPage(service, config.data_dir, files).build()
+    demo.max_threads = FOLLOWING_TABS
     demo.queue(default_concurrency_limit=None)
     for block in [demo, *demo.blocks.values()]:
         block.GRADIO_CACHE = str(cache)

@@ -1,8 +1,7 @@
 """Task forms: which inputs a tab shows, and the mapping between its values and a job's settings and files.
 
 The tabs differ only in their input set (one image, keyframes, a video, or text alone); each set is
-one :class:`Form`, and :data:`TASK_FORMS` says which form a task uses (read from the task registry
-once it exists). Nothing here checks values: the engine's settings check does, and its field
+one :class:`Form`, and the task registry (``TaskSpec.form``) says which form a task uses. Nothing here checks values: the engine's settings check does, and its field
 problems come back next to the fields they name (:func:`show_errors`).
 """
 
@@ -17,13 +16,13 @@ import gradio as gr
 from pusa.service.i18n import say
 from pusa.service.jobs import Upload
 from pusa.service.store import Job
-from pusa.service.studio.inputs import InputFiles, StudioImage, StudioVideo
+from pusa.service.studio.inputs import InputFiles, guarded
 from pusa.service.studio.keyframes import MAX_KEYFRAMES, KeyframeSlots, build_keyframe_slots, whole
 from pusa.service.studio.render import T, field_error_html, status_html
-from pusa.settings import DEFAULT_IMAGE_MULTIPLIER
+from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, TASKS
 
-# task -> its form; the tab order of the page. Later: {name: spec.form for name, spec in TASKS.items()}.
-TASK_FORMS: dict[str, str] = {"i2v": "image", "keyframes": "keyframes", "v2v": "video", "t2v": "text"}
+# task -> its form, in the registry's order (the tab order of the page)
+TASK_FORMS: dict[str, str] = {name: spec.form for name, spec in TASKS.items()}
 ERR_BOX: dict[str, Any] = {"padding": False, "container": False, "elem_classes": ["pusa-err-wrap"]}
 # settings every tab sends as the user set them (numbers made whole where they are)
 COMMON_NUMBERS = ("steps", "lora_alpha", "cfg", "fps")
@@ -94,9 +93,9 @@ class ImageForm(Form):
     takes_files = True
 
     def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
-        tab.inputs["image"] = StudioImage(type="filepath", label=T("image"), height=260,
-                                          sources=["upload", "clipboard"],
-                                          elem_id=f"{tab.task}-image").guard(files, "images")
+        tab.inputs["image"] = guarded(gr.Image(type="filepath", label=T("image"), height=260,
+                                               sources=["upload", "clipboard"], elem_id=f"{tab.task}-image"),
+                                      files, "images")
         tab.errors["images"] = tab.error_box("images")
 
     def build_conditions(self, tab: TaskTab) -> None:
@@ -151,8 +150,8 @@ class VideoForm(Form):
     takes_files = True
 
     def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
-        tab.inputs["video"] = StudioVideo(label=T("video_in"), sources=["upload"], height=260,
-                                          elem_id=f"{tab.task}-video-in").guard(files, "video")
+        tab.inputs["video"] = guarded(gr.Video(label=T("video_in"), sources=["upload"], height=260,
+                                               elem_id=f"{tab.task}-video-in"), files, "video")
         tab.errors["video"] = tab.error_box("video")
 
     def build_conditions(self, tab: TaskTab) -> None:

@@ -5,7 +5,7 @@ Why this exists: Gradio's page sends an uploaded file as ``{"path": ..., "meta":
 ``gr.mount_gradio_app`` (``Blocks.has_launched`` stays False), Gradio's own "was it uploaded?" check
 never runs and it copies the named file into its cache before our handler is called; that path then
 looks like an upload, and a job would copy the file out. So the guard sits where the copy happens:
-the studio's image and video inputs refuse, before copying, any path outside Gradio's upload cache
+the studio's image and video inputs (:func:`guarded`) refuse, before copying, any path outside Gradio's upload cache
 for this studio or the studio's examples (symlinks resolved). The generate handler checks again
 (:meth:`InputFiles.accept`), which is what turns a refusal into a message next to the field.
 """
@@ -17,13 +17,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, TypeVar
 
 import gradio as gr
 
 from pusa.service.uploads import UploadRejected
 
 NOT_RECEIVED = "this file was not uploaded through this page; upload it again"
+C = TypeVar("C", gr.Image, gr.Video)
 
 
 class InputFiles:
@@ -69,50 +70,29 @@ class InputFiles:
         return str(dest)
 
 
-class _Guarded:
-    """Mixin for a Gradio upload component: names outside :class:`InputFiles` never reach Gradio's cache.
+def guarded(component: C, files: InputFiles, field: str) -> C:
+    """``component`` (a ``gr.Image`` or ``gr.Video`` input), refusing names outside ``files`` before Gradio copies.
 
-    The subclasses keep Gradio's own constructor (its signature is the component's config), so the
-    folders are attached after construction with :meth:`guard`; an unguarded instance refuses all.
+    The check is attached to the instance rather than to a subclass: Gradio writes a ``.pyi`` stub
+    next to the source of every component subclass at import time, which a package must not do.
+    Gradio re-creates a component only for a session that received a property update (``gr.update``)
+    for it; the studio sends these inputs values only, so the guarded instance is the one that runs.
     """
+    move, move_async = component.move_resource_to_block_cache, component.async_move_resource_to_block_cache
 
-    files: InputFiles | None = None
-    field = "file"
+    def check(url_or_file_path: Any) -> None:
+        if url_or_file_path is not None and not files.accepts(url_or_file_path):
+            raise gr.Error(f"{field}: {NOT_RECEIVED}", title=field)
 
-    def guard(self, files: InputFiles, field: str) -> Self:
-        self.files = files
-        self.field = field
-        self.GRADIO_CACHE = str(files.cache_dir)  # per component, instead of the process-wide GRADIO_TEMP_DIR
-        return self
+    def move_checked(url_or_file_path: Any) -> str | None:
+        check(url_or_file_path)
+        return move(url_or_file_path)
 
-    def _check(self, url_or_file_path: Any) -> None:
-        if url_or_file_path is not None and (self.files is None or not self.files.accepts(url_or_file_path)):
-            raise gr.Error(f"{self.field}: {NOT_RECEIVED}", title=self.field)
+    async def move_async_checked(url_or_file_path: Any) -> str | None:
+        check(url_or_file_path)
+        return await move_async(url_or_file_path)
 
-    def move_resource_to_block_cache(self, url_or_file_path: Any) -> str | None:
-        self._check(url_or_file_path)
-        return super().move_resource_to_block_cache(url_or_file_path)  # type: ignore[misc]
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path: Any) -> str | None:
-        self._check(url_or_file_path)
-        return await super().async_move_resource_to_block_cache(url_or_file_path)  # type: ignore[misc]
-
-
-class StudioImage(_Guarded, gr.Image):
-    """``gr.Image`` that takes only files this studio received; see the module docstring."""
-
-    def get_block_name(self) -> str:  # drawn by Gradio's own image widget
-        return "image"
-
-    def get_block_class(self) -> str:
-        return "image"
-
-
-class StudioVideo(_Guarded, gr.Video):
-    """``gr.Video`` that takes only files this studio received; see the module docstring."""
-
-    def get_block_name(self) -> str:  # drawn by Gradio's own video widget
-        return "video"
-
-    def get_block_class(self) -> str:
-        return "video"
+    component.move_resource_to_block_cache = move_checked  # type: ignore[method-assign]
+    component.async_move_resource_to_block_cache = move_async_checked  # type: ignore[method-assign]
+    component.GRADIO_CACHE = str(files.cache_dir)  # per component, instead of the process-wide GRADIO_TEMP_DIR
+    return component

@@ -14,18 +14,12 @@ from typing import Any, Callable
 import gradio as gr
 
 from pusa.errors import SettingsError
-from pusa.service.studio.inputs import InputFiles, StudioImage
+from pusa.service.studio.inputs import InputFiles, guarded
 from pusa.service.studio.render import T, timeline_html
-from pusa.settings import DEFAULT_IMAGE_MULTIPLIER, GenerationSettings, latent_frames
+from pusa.settings import GenerationSettings, latent_frames
+from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, evenly_spaced
 
 MAX_KEYFRAMES = 4
-
-
-def evenly_spaced(n: int, n_latent: int) -> list[int]:
-    """``n`` latent slots spread from the first to the last (one image: the first slot)."""
-    if n <= 1:
-        return [0] * n
-    return [round(i * (n_latent - 1) / (n - 1)) for i in range(n)]
 
 
 def whole(value: Any) -> Any:
@@ -118,9 +112,9 @@ def build_keyframe_slots(files: InputFiles, errors: dict[str, Any], err_box: Cal
     with gr.Row():
         for i in range(MAX_KEYFRAMES):
             with gr.Column(visible=i < 2, min_width=160) as col:
-                imgs.append(StudioImage(type="filepath", label=f"{T('keyframe')} {i + 1}", height=150,
-                                        sources=["upload", "clipboard"],
-                                        elem_id=f"keyframes-image-{i}").guard(files, f"images[{i}]"))
+                imgs.append(guarded(gr.Image(type="filepath", label=f"{T('keyframe')} {i + 1}", height=150,
+                                             sources=["upload", "clipboard"], elem_id=f"keyframes-image-{i}"),
+                                    files, f"images[{i}]"))
                 poss.append(gr.Number(None, label=T("position"), precision=0, minimum=0,
                                       elem_id=f"keyframes-pos-{i}"))
                 mults.append(gr.Slider(0.0, 1.0, value=DEFAULT_IMAGE_MULTIPLIER, step=0.05,

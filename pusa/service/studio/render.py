@@ -13,7 +13,8 @@ import gradio as gr
 
 from pusa.errors import SettingsError
 from pusa.service.i18n import PREFIX, i18n_tables, say
-from pusa.settings import DEFAULT_IMAGE_MULTIPLIER, GenerationSettings, latent_frames, pixel_frames_of_latent
+from pusa.settings import GenerationSettings, latent_frames, pixel_frames_of_latent
+from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER
 
 I18N = gr.I18n(**i18n_tables())
 
