@@ -2,7 +2,8 @@
 
 Every error is JSON ``{"detail": str, "errors": [{"field", "message"}]}`` with a precise status:
 422 for bad settings or unreadable inputs (naming the field), 413 for uploads over a limit, 404 for
-unknown ids, 409 for a request the job's state does not allow, 503 when the model failed to load
+unknown ids, 409 for a request the job's state does not allow, 429 when the queue is full, 403 for a
+foreign Host/Origin (see :mod:`pusa.service.guard`), 503 when the model failed to load
 (``ModelUnavailable``), 507 when the data dir is out of space, 500 (still JSON) for anything else.
 """
 
@@ -21,7 +22,7 @@ from pusa.errors import ModelUnavailable, SettingsError
 from pusa.settings import excerpt
 from pusa.service.guard import BodyTooLarge
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
-from pusa.service.store import STATUSES, StorageError
+from pusa.service.store import STATUSES, QueueFull, StorageError
 from pusa.service.uploads import UploadRejected
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _body(_: Request, e: BodyTooLarge) -> JSONResponse:
         return error_response(413, str(e), [{"field": "request", "message": "too large"}])
+
+    @app.exception_handler(QueueFull)
+    async def _queue_full(_: Request, e: QueueFull) -> JSONResponse:
+        response = error_response(429, str(e), [{"field": "queue", "message": str(e)}])
+        response.headers["Retry-After"] = "60"
+        return response
 
     @app.exception_handler(StorageError)
     async def _storage(_: Request, e: StorageError) -> JSONResponse:

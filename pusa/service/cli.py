@@ -59,6 +59,16 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                      help="duration of an uploaded video (default: %(default)g)")
     lim.add_argument("--max-images", type=int, default=_DEFAULT_LIMITS.max_images,
                      help="images per job (default: %(default)d)")
+    ret = p.add_argument_group("queue and retention (finished jobs are deleted with their files)")
+    ret.add_argument("--max-queued", type=int, default=ServiceConfig.max_queued,
+                     help="jobs that may wait at once; more get HTTP 429 (default: %(default)d)")
+    ret.add_argument("--retention-days", type=float, default=None, metavar="DAYS",
+                     help="delete finished jobs older than DAYS (default: keep)")
+    ret.add_argument("--retention-max-gb", type=float, default=None, metavar="GB",
+                     help="delete the oldest finished jobs while uploads + outputs exceed GB (default: no limit)")
+    ret.add_argument("--cache-retention-hours", type=float, default=ServiceConfig.cache_retention_hours,
+                     metavar="HOURS", help="delete studio uploads cached by Gradio after HOURS (default: %(default)g; "
+                                           "0 keeps them)")
     add_engine_options(p)
 
 
@@ -96,7 +106,9 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         token=read_token(args), allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin),
         limits=UploadLimits(max_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                             max_video_seconds=args.max_video_seconds, max_images=args.max_images),
-        host=args.host, port=args.port, studio=not args.no_studio)
+        host=args.host, port=args.port, studio=not args.no_studio, max_queued=args.max_queued,
+        retention_days=args.retention_days, retention_max_gb=args.retention_max_gb,
+        cache_retention_hours=args.cache_retention_hours or None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -105,10 +117,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from pusa.service.app import create_app
 
-    for name, value in (("--port", args.port), ("--max-images", args.max_images), ("--max-pixels", args.max_pixels)):
-        if value <= 0:
+    for name, value in (("--port", args.port), ("--max-images", args.max_images), ("--max-pixels", args.max_pixels),
+                        ("--max-queued", args.max_queued), ("--retention-days", args.retention_days),
+                        ("--retention-max-gb", args.retention_max_gb)):
+        if value is not None and value <= 0:
             log.error("%s must be positive (got %s)", name, value)
             return 2
+    if args.cache_retention_hours < 0:
+        log.error("--cache-retention-hours must be 0 (keep) or positive (got %s)", args.cache_retention_hours)
+        return 2
     if getattr(args, "max_pixel_frames", None) is not None and args.max_pixel_frames <= 0:
         log.error("--max-pixel-frames must be positive (got %s)", args.max_pixel_frames)
         return 2

@@ -45,6 +45,13 @@ class ServiceConfig:
     # besides this server's own address (see pusa.service.guard)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    max_queued: int = 100                # more waiting jobs than this: HTTP 429
+    # retention (pusa.service.housekeeping): finished jobs by age / total size of their files, and
+    # Gradio's studio cache by age; None switches a kind off
+    retention_days: float | None = None
+    retention_max_gb: float | None = None
+    cache_retention_hours: float | None = 24.0
+    housekeeping_interval_s: float = 600.0
     # largest width x height x frames a job may ask; None: the loaded model's own budget
     # (pusa.settings.PIXEL_BUDGET_MARGIN times its default window)
     max_pixel_frames: int | None = None
@@ -53,6 +60,11 @@ class ServiceConfig:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV) or None
+
+    @property
+    def studio_cache_dir(self) -> Path:
+        """Where Gradio keeps the studio's uploads and the copies it serves (swept by retention)."""
+        return self.data_dir / "studio-cache"
 
     @property
     def model_label(self) -> str:

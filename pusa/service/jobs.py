@@ -20,7 +20,9 @@ from pusa.errors import ModelUnavailable
 from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
-from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, JobStore, as_storage_error, is_valid_job_id, new_job_id
+from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftovers
+from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
+                                is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
 from pusa.settings import GenerationSettings, ModelDefaults, excerpt
 
@@ -86,6 +88,9 @@ class JobService:
         self.store = JobStore(config.data_dir)
         self.staging_dir = self.store.uploads_dir / ".staging"
         self.worker = Worker(self.store, host, config.data_dir)
+        self.housekeeper = Housekeeper(self.store, RetentionPolicy(config.retention_days, config.retention_max_gb,
+                                                                   config.cache_retention_hours),
+                                       config.studio_cache_dir, config.housekeeping_interval_s)
         self._lock_file: Any = None
 
     @property
@@ -103,11 +108,17 @@ class JobService:
             log.warning("%d job(s) were running when the last server stopped; marked interrupted: %s",
                         len(recovered), ", ".join(recovered))
         shutil.rmtree(self.staging_dir, ignore_errors=True)
+        removed = clean_leftovers(self.store, recovered)
+        if removed:
+            log.warning("removed %d leftover(s) of an interrupted server: %s", len(removed), ", ".join(removed[:20]))
+        self.housekeeper.run_once()
         self.host.start()
         self.worker.start()
+        self.housekeeper.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the worker (its job is interrupted at the next step) and release the data dir."""
+        self.housekeeper.stop()
         self.worker.stop(timeout)
         self.store.close()
         if self._lock_file is not None:
@@ -162,6 +173,7 @@ class JobService:
             raise ModelUnavailable(f"the model failed to load, so no job can run: {self.host.error}")
         images = images or []
         limits = self.config.limits
+        self._check_queue_room()
         if len(images) > limits.max_images:
             raise uploads.UploadRejected("images", f"{len(images)} images; the limit is {limits.max_images}", 413)
         settings = self.validate(raw, len(images), video is not None)
@@ -191,7 +203,7 @@ class JobService:
             rel = [p.relative_to(self.config.data_dir).as_posix() for p in paths]
             image_rel, video_rel = (rel[:-1], rel[-1]) if video is not None else (rel, None)
             job = self.store.create(job_id, settings.task, requested, image_rel, video_rel,
-                                    resubmitted_from=resubmitted_from)
+                                    resubmitted_from=resubmitted_from, max_queued=self.config.max_queued)
         except BaseException:
             uploads.discard(staged)
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -199,6 +211,11 @@ class JobService:
         log.info("queued job %s (%s)", job_id, settings.task)
         self.worker.wake()
         return job
+
+    def _check_queue_room(self) -> None:
+        """Refuse early (before copying uploads) when the queue is full; store.create checks again atomically."""
+        if self.store.counts()[QUEUED] >= self.config.max_queued:
+            raise QueueFull(self.config.max_queued)
 
     def _stage(self, up: Upload) -> Path:
         if up.stream is not None:
@@ -215,6 +232,7 @@ class JobService:
         if "seed" not in raw and old.resolved and old.resolved.get("seed") is not None and old.status != SUCCEEDED:
             # an interrupted or failed run: reproduce the exact attempt
             raw["seed"] = old.resolved["seed"]
+        self._check_queue_room()
         new_id = new_job_id()
         job_dir = self.store.uploads_dir / new_id
         with storage_errors():
@@ -222,7 +240,8 @@ class JobService:
                 files = uploads.copy_inputs(old.images + ([old.video] if old.video else []), self.config.data_dir,
                                             job_dir)
                 image_rel, video_rel = (files[:-1], files[-1]) if old.video else (files, None)
-                job = self.store.create(new_id, old.task, raw, image_rel, video_rel, resubmitted_from=job_id)
+                job = self.store.create(new_id, old.task, raw, image_rel, video_rel, resubmitted_from=job_id,
+                                        max_queued=self.config.max_queued)
             except FileNotFoundError:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 raise JobConflict(f"the inputs of job {job_id} are no longer available") from None

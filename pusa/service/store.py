@@ -47,6 +47,14 @@ class StorageError(RuntimeError):
         self.full = full
 
 
+class QueueFull(RuntimeError):
+    """As many jobs as the operator allows already wait (HTTP 429: try again later)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the queue is full ({limit} jobs waiting); try again when some have run")
+        self.limit = limit
+
+
 def as_storage_error(e: BaseException) -> StorageError | None:
     """The storage failure behind ``e`` (SQLite error, out-of-space OSError), or None for any other error."""
     if isinstance(e, StorageError):
@@ -182,12 +190,21 @@ class JobStore:
     # ------------------------------------------------------------------ create / read
 
     def create(self, job_id: str, task: str, settings: dict[str, Any], images: list[str], video: str | None,
-               resubmitted_from: str | None = None) -> Job:
-        """Insert a queued job; its files must already be in ``uploads/<id>/``."""
-        self._exec("INSERT INTO jobs (id, status, task, settings, images, video, created_at, resubmitted_from) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (job_id, QUEUED, task, json.dumps(settings), json.dumps(images), video, time.time(),
-                    resubmitted_from))
+               resubmitted_from: str | None = None, max_queued: int | None = None) -> Job:
+        """Insert a queued job; its files must already be in ``uploads/<id>/``.
+
+        With ``max_queued``, raises QueueFull instead when that many jobs already wait (checked and
+        inserted under one lock, so concurrent submissions cannot pass the cap together).
+        """
+        with self._access() as db:
+            if max_queued is not None:
+                waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (QUEUED,)).fetchone()[0]
+                if waiting >= max_queued:
+                    raise QueueFull(max_queued)
+            db.execute("INSERT INTO jobs (id, status, task, settings, images, video, created_at, resubmitted_from) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, QUEUED, task, json.dumps(settings), json.dumps(images), video, time.time(),
+                        resubmitted_from))
         job = self.get(job_id)
         assert job is not None
         return job
@@ -279,6 +296,14 @@ class JobStore:
         """Remove a finished job's row (its files are removed by the caller)."""
         marks = ", ".join("?" * len(TERMINAL))
         return self._exec(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job_id, *TERMINAL)) == 1
+
+    def finished_jobs(self) -> list[Job]:
+        """Every finished job, the longest finished first (retention deletes in this order)."""
+        marks = ", ".join("?" * len(TERMINAL))
+        with self._access() as db:
+            rows = db.execute(f"SELECT * FROM jobs WHERE status IN ({marks}) "
+                              f"ORDER BY COALESCE(finished_at, created_at), seq", TERMINAL).fetchall()
+        return [Job.from_row(r) for r in rows]
 
     def known_ids(self) -> set[str]:
         """Every job id in the table (to tell a job's folder from a leftover)."""
