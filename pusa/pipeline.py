@@ -36,6 +36,7 @@ from pusa.media import iter_images, read_video_frames
 from pusa.sampler import sample
 from pusa.schedule import inference_sigmas
 from pusa.settings import GenerationSettings
+from pusa.speed.options import SpeedOptions
 from pusa.tasks import get_task
 from pusa.text import encode_prompts
 from pusa.velocity import WanVelocity
@@ -111,6 +112,8 @@ def _silent(info: StepInfo) -> None:
 class PusaPipeline:
     """One loaded model (Wan2.1 or Wan2.2) with its LoRAs, ready to generate any task."""
 
+    speed: SpeedOptions = SpeedOptions()
+
     def __init__(self, layout: ModelLayout, transformers: list[torch.nn.Module], vae: torch.nn.Module,
                  text_encoder: torch.nn.Module, tokenizer: Any, device: torch.device, dtype: torch.dtype,
                  loras: list[MergedLoras | None], lora_paths: list[str], text_device: torch.device | None = None,
@@ -137,12 +140,13 @@ class PusaPipeline:
                         extra_lora_low: str | Path | None = None, use_default_lora: bool = True,
                         device: str = "auto", dtype: str = "auto", vae_dtype: str = "fp32", offload: str = "none",
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
-                        max_pixel_frames: int | None = None,
+                        max_pixel_frames: int | None = None, modulation: str = "per_frame",
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
         ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``."""
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
+        speed = SpeedOptions(modulation=modulation)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)
@@ -169,6 +173,7 @@ class PusaPipeline:
             vae.enable_tiling()
         report("vae", "ready")
         family = loaded_family(layout, vae, transformers[0])
+        speed.prepare(transformers)
 
         report("lora", "loading")
         merged, paths = [], []
@@ -184,6 +189,7 @@ class PusaPipeline:
         place(models, dev, offload, keep_on_cpu=("text_encoder",) if text_encoder_on_cpu else ())
         pipe = cls(layout, transformers, vae, text_encoder, tokenizer, dev, dt, merged, paths,
                    torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames)
+        pipe.speed = speed
         log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)", layout.label, layout.kind, family.name, dev, dt,
                  len(paths))
         return pipe
@@ -234,7 +240,8 @@ class PusaPipeline:
     def velocity_model(self, context: torch.Tensor, negative: torch.Tensor | None, cfg: float,
                        latent_hw: tuple[int, int]) -> WanVelocity:
         """The sampler's model over this pipeline's DiT(s)."""
-        return WanVelocity(self.transformers, self.family, context, negative, cfg, latent_hw, self.device, self.dtype)
+        return WanVelocity(self.transformers, self.family, context, negative, cfg, latent_hw, self.device, self.dtype,
+                           modulation=self.speed.modulation)
 
     def read_inputs(self, s: GenerationSettings, images: Sequence[Image.Image | str | Path] | None,
                     video: str | Path | Sequence[Image.Image] | None

@@ -1,9 +1,12 @@
-"""The sampler's model for Wan DiTs: expert choice, per-token timesteps and classifier-free guidance.
+"""The sampler's model for Wan DiTs: expert choice, per-frame timesteps and classifier-free guidance.
 
 The sampler hands over one timestep per latent frame. The Wan DiT in diffusers takes either one
-timestep for the whole video or one per token; Pusa needs the second whenever frames differ (a
-condition frame is less noisy), laid out frame-major: each frame's value repeated over that
-frame's tokens (``repeat_interleave``, never ``repeat``). Wan2.2's two experts are switched on the
+timestep for the whole video or one per token; Pusa needs more than one whenever frames differ (a
+condition frame is less noisy). ``modulation="per_frame"`` (default) gives the DiT one timestep per
+latent frame through our per-frame forward (``pusa.speed.modulation``: the time embedding and
+modulation once per frame, same numbers, a fraction of the memory); ``"per_token"`` gives diffusers
+each frame's value repeated over that frame's tokens, frame-major (``repeat_interleave``, never
+``repeat``). Wan2.2's two experts are switched on the
 step's largest timestep, so a clean condition frame never drags a noisy step onto the low-noise
 expert.
 """
@@ -16,6 +19,7 @@ import torch
 
 from pusa.family import ModelFamily
 from pusa.sampler import guided
+from pusa.speed.modulation import check_modulation, frame_timesteps, install_per_frame
 
 
 class WanVelocity:
@@ -23,8 +27,12 @@ class WanVelocity:
 
     def __init__(self, transformers: list[torch.nn.Module], family: ModelFamily, context: torch.Tensor,
                  negative: torch.Tensor | None, cfg: float, latent_hw: tuple[int, int], device: torch.device,
-                 dtype: torch.dtype):
+                 dtype: torch.dtype, modulation: str = "per_frame"):
         self.family = family
+        self.modulation = check_modulation(modulation)
+        if modulation == "per_frame":
+            for dit in transformers:
+                install_per_frame(dit)
         self.device = device
         self.dtype = dtype
         self.tokens_per_frame = family.tokens_per_frame(*latent_hw)
@@ -34,10 +42,8 @@ class WanVelocity:
         self._models = [guided(partial(self.forward, dit), context, negative, cfg) for dit in transformers]
 
     def timestep(self, t: torch.Tensor) -> torch.Tensor:
-        """One scalar when every frame agrees (cheaper for the DiT), else one value per token."""
-        if bool((t == t[0]).all()):
-            return t[:1].to(self.device)
-        return t.repeat_interleave(self.tokens_per_frame)[None].to(self.device)
+        """One scalar when every frame agrees (cheaper for the DiT), else one value per frame or per token."""
+        return frame_timesteps(t, self.modulation, self.tokens_per_frame).to(self.device)
 
     def forward(self, dit: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         self.forwards += 1
