@@ -67,10 +67,13 @@ def pipeline_loader(config: ServiceConfig) -> Callable[[ProgressFn], Engine]:
 
         model_dir = config.model
         if model_dir is None:
-            from pusa.models import default_model_dir
+            from pusa.bundled import default_model_dir
 
             model_dir = default_model_dir()
-        pipe = PusaPipeline.from_pretrained(model_dir, **config.engine_options, on_progress=on_progress)
+        options = dict(config.engine_options)
+        if config.max_pixel_frames is not None:
+            options["max_pixel_frames"] = config.max_pixel_frames
+        pipe = PusaPipeline.from_pretrained(model_dir, **options, on_progress=on_progress)
         return PipelineEngine(pipe)
 
     return load

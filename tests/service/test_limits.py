@@ -61,6 +61,33 @@ def test_a_request_over_the_models_pixel_budget_is_refused_before_queueing(clien
     assert total_jobs(client) == before
 
 
+def test_the_operator_sets_a_smaller_budget(tiny_model: Path, tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path / "data", tiny_model, max_pixel_frames=64 * 64 * 5), studio=False)
+    with TestClient(app) as c:
+        # refused also while the model loads (the budget is the service's), and after
+        r = post(c, {"prompt": "nine frames", **FAST})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "size", r.text
+        assert "20,480" in r.json()["detail"]
+        assert app.service.wait_for_model(60)
+        r = post(c, {"prompt": "nine frames", **FAST})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "size"
+        r = post(c, {"prompt": "five frames", **FAST, "frames": 5})
+        assert r.status_code == 201, r.text
+        assert wait_job(c, r.json()["id"])["status"] == "succeeded"
+
+
+def test_serve_takes_the_budget_from_the_command_line() -> None:
+    import argparse
+
+    from pusa.service.cli import add_serve_options, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_options(parser)
+    config = config_from_args(parser.parse_args(["--max-pixel-frames", "123456"]))
+    assert config.max_pixel_frames == 123456 and "max_pixel_frames" not in config.engine_options
+    assert config_from_args(parser.parse_args([])).max_pixel_frames is None
+
+
 # ---------------------------------------------------------------------------------------------- images
 
 
