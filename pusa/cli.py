@@ -23,7 +23,8 @@ log = logging.getLogger("pusa")
 
 # CLI flag -> settings field; only flags the user gave are passed, so the settings' defaults apply.
 SETTING_FLAGS = ("prompt", "negative_prompt", "steps", "lora_alpha", "lora_alpha_low", "extra_lora_scale",
-                 "cond_positions", "noise_multipliers", "cfg", "shift", "size", "frames", "fps", "seed", "fit")
+                 "cond_positions", "noise_multipliers", "cfg", "shift", "size", "frames", "fps", "seed", "fit",
+                 "window", "overlap", "overlap_multipliers", "color_match", "extend")
 
 
 def _add_task_inputs(g: argparse._ArgumentGroup, spec: TaskSpec) -> None:
@@ -43,6 +44,21 @@ def _add_task_inputs(g: argparse._ArgumentGroup, spec: TaskSpec) -> None:
         g.add_argument("--fit", choices=["crop", "letterbox"], help="fit inputs of another aspect (default crop)")
 
 
+def _add_long_video(p: argparse.ArgumentParser, spec: TaskSpec) -> None:
+    """Options of videos longer than the model's window (docs/long-video.md)."""
+    g = p.add_argument_group("long video (--frames beyond the model's window: chained windows)")
+    g.add_argument("--window", type=int, metavar="N", help="latent frames per window (default: the model's, 21 "
+                                                           "for Wan, 9 for the bundled model)")
+    g.add_argument("--overlap", type=int, metavar="N", help="latent frames each window takes over from the previous "
+                                                            "one (default: about a fifth of the window)")
+    g.add_argument("--overlap-multipliers", metavar="LIST", help="noise multiplier per overlap frame, 0..1 (default 0)")
+    g.add_argument("--no-color-match", dest="color_match", action="store_false", default=None,
+                   help="do not match each window's colours to the first window's")
+    if spec.takes_video:
+        g.add_argument("--extend", type=int, metavar="N", help="write the whole input video followed by N new "
+                                                               "frames (a multiple of 4) continuing it")
+
+
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("generate", help="generate a video", description="Generate a video with the Pusa engine.",
                          epilog="examples:\n  " + "\n  ".join(t.cli_example for t in TASKS.values()),
@@ -53,7 +69,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                              epilog=f"example:\n  {spec.cli_example}",
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         g = p.add_argument_group("request")
-        g.add_argument("--prompt", required=True, help="what the video shows")
+        g.add_argument("--prompt", required=True, action="append",
+                       help="what the video shows; repeat for a long video: one per window, the last repeats")
         g.add_argument("--negative-prompt", help="what to avoid (default: Wan's usual artefact list)")
         _add_task_inputs(g, spec)
         g.add_argument("--lora-alpha", type=float, help="Pusa LoRA strength 0-5 (default 1.4); Wan2.2: high-noise")
@@ -66,6 +83,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         g.add_argument("--size", help="WxH (multiples of 16) or 480p/720p; default: the model's")
         g.add_argument("--frames", type=int, help="pixel frames, 4k+1 (default: the model's, 81 for Wan)")
         g.add_argument("--fps", type=int, help="frames per second of the MP4 (default: the model's, 16 for Wan)")
+        _add_long_video(p, spec)
         g.add_argument("--output", metavar="PATH", help="an .mp4 file, or a folder for lossless PNG frames "
                                                         "(default: outputs/<task>_<time>_<seed>.mp4)")
         g.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -104,6 +122,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             data[name] = value
+    if isinstance(data.get("prompt"), list) and len(data["prompt"]) == 1:
+        data["prompt"] = data["prompt"][0]  # one --prompt: the plain form; several: one per window
     return data
 
 
@@ -125,6 +145,8 @@ class _Progress:
             self.phase = info.phase
             unit = "step" if info.phase == "denoise" else "frame"
             self.bar = tqdm(total=info.total, desc=info.phase, unit=unit, file=sys.stderr)
+        if info.windows > 1 and info.phase == "denoise":
+            self.bar.set_description(f"window {info.window}/{info.windows}", refresh=False)
         self.bar.n = info.step
         self.bar.refresh()
 
@@ -160,6 +182,7 @@ def check_output(output: str | None, overwrite: bool) -> Path | None:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Every input is checked (settings, model folder, images, video, output) before any weight loads."""
     from pusa.loading.layout import detect_layout
+    from pusa.long_video import generate_video
     from pusa.media import save_video
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
@@ -178,11 +201,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     log.info("model loaded in %.1fs", time.perf_counter() - t0)
     progress = _Progress(not args.no_progress)
     try:
-        result = pipe.generate(settings, images=pil_images or None, video=frames_in, callback=progress)
+        result = generate_video(pipe, settings, images=pil_images or None, video=frames_in, callback=progress)
+        output = out or (Path("outputs") / f"{settings.task}_{time.strftime('%Y%m%d-%H%M%S')}_{result.seed}.mp4")
+        path = save_video(result, output, overwrite=args.overwrite)  # a long video is decoded while written
     finally:
         progress.close()
-    output = out or (Path("outputs") / f"{settings.task}_{time.strftime('%Y%m%d-%H%M%S')}_{result.seed}.mp4")
-    path = save_video(result, output, overwrite=args.overwrite)
     print(f"seed: {result.seed}", file=sys.stderr)
     print(path)
     return 0
@@ -201,11 +224,16 @@ def _read_video(path: str | None, s, family) -> list | None:
     from pusa.errors import MediaError
     from pusa.media import read_video_frames
 
-    frames = read_video_frames(path, max_frames=s.frames, fit=(s.width, s.height, s.fit))
-    need = family.frames_needed(max(s.cond_positions or [0]))
+    frames = read_video_frames(path, max_frames=None if s.extend else s.frames, fit=(s.width, s.height, s.fit))
+    if s.extend:
+        need = family.pixel_frames(len(s.cond_positions))
+        what = f"extending from its last {len(s.cond_positions)} latent frames"
+    else:
+        need = family.frames_needed(max(s.cond_positions or [0]))
+        what = f"position {max(s.cond_positions or [0])}"
     if len(frames) < need:
-        raise MediaError(f"video: position {max(s.cond_positions)} needs at least {need} frames of the input "
-                         f"video; {Path(path).name} has {len(frames)}")
+        raise MediaError(f"video: {what} needs at least {need} frames of the input video; {Path(path).name} has "
+                         f"{len(frames)}")
     return frames
 
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -136,41 +136,62 @@ def _atomic_target(path: Path, overwrite: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def write_mp4(frames: np.ndarray, path: str | Path, fps: int, metadata: dict[str, Any] | None = None,
-              overwrite: bool = False, crf: int = 17) -> Path:
-    """H.264/yuv420p MP4 (plays in browsers), settings embedded as the container comment."""
+def _chunks(frames: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """One array ``(T, H, W, 3)`` or a stream of such chunks, as a stream."""
+    if isinstance(frames, np.ndarray):
+        yield to_uint8_frames(frames)
+        return
+    for chunk in frames:
+        yield to_uint8_frames(chunk)
+
+
+def write_mp4(frames: np.ndarray | Iterable[np.ndarray], path: str | Path, fps: int,
+              metadata: dict[str, Any] | None = None, overwrite: bool = False, crf: int = 17) -> Path:
+    """H.264/yuv420p MP4 (plays in browsers), settings embedded as the container comment.
+
+    ``frames`` may be a stream of chunks (a long video being decoded): each is encoded as it comes.
+    """
     import av
 
-    frames = to_uint8_frames(frames)
     path = Path(path)
     _atomic_target(path, overwrite)
     with atomic_file(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         if metadata:
             container.metadata["comment"] = json.dumps(metadata, sort_keys=True)
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
+        stream = None
+        for chunk in _chunks(frames):
+            if stream is None:
+                stream = container.add_stream("libx264", rate=int(fps))
+                stream.width, stream.height = chunk.shape[2], chunk.shape[1]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "medium"}
+            for frame in chunk:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+        if stream is None:
+            raise MediaError("output: no frames to write")
         for packet in stream.encode():
             container.mux(packet)
     return path
 
 
-def write_png_frames(frames: np.ndarray, folder: str | Path, metadata: dict[str, Any] | None = None,
+def write_png_frames(frames: np.ndarray | Iterable[np.ndarray], folder: str | Path,
+                     metadata: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
                      overwrite: bool = False) -> Path:
     """Lossless PNG frames ``frame_00000.png ...`` plus ``settings.json``, moved into place whole."""
-    frames = to_uint8_frames(frames)
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise MediaError(f"output: folder {folder} is not empty; choose another folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
-        for i, frame in enumerate(frames):
-            Image.fromarray(frame).save(tmp / f"frame_{i:05d}.png")
+        i = 0
+        for chunk in _chunks(frames):
+            for frame in chunk:
+                Image.fromarray(frame).save(tmp / f"frame_{i:05d}.png")
+                i += 1
+        if callable(metadata):  # asked after the frames: a streamed result's timings are complete then
+            metadata = metadata()
         if metadata:
             (tmp / "settings.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
         if folder.exists():
@@ -197,18 +218,21 @@ def is_frame_folder_target(path: str | Path) -> bool:
 
 
 def save_video(result: Any, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a ``GenerationResult`` as MP4 + JSON sidecar, or as PNG frames if ``path`` is a folder."""
-    meta = result.metadata()
+    """Write a ``GenerationResult`` as MP4 + JSON sidecar, or as PNG frames if ``path`` is a folder.
+
+    A streamed result is decoded while it is written; the sidecar, written last, then also holds the
+    decode time.
+    """
     if is_frame_folder_target(path):
-        return write_png_frames(result.frames, path, meta, overwrite)
+        return write_png_frames(result.iter_frames(), path, result.metadata, overwrite)
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise MediaError(f"output: {path.name} must end in .mp4 (or name a folder for PNG frames)")
     sidecar = path.with_suffix(".json")
     if sidecar.exists() and not overwrite:
         raise MediaError(f"output: {sidecar} already exists; choose another name")
-    out = write_mp4(result.frames, path, result.fps, meta, overwrite)
-    write_json(meta, sidecar)
+    out = write_mp4(result.iter_frames(), path, result.fps, result.metadata(), overwrite)
+    write_json(result.metadata(), sidecar)
     return out
 
 

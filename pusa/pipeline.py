@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,11 +46,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StepInfo:
-    """Progress of one request: phase ("lora", "text", "encode", "denoise", "decode"), step of total."""
+    """Progress of one request: phase ("lora", "text", "encode", "denoise", "decode"), step of total;
+    a long video also says which window of how many (denoise steps then count over all windows)."""
 
     phase: str
     step: int
     total: int
+    window: int = 1
+    windows: int = 1
 
 
 ProgressCallback = Callable[[StepInfo], None]
@@ -59,15 +62,38 @@ LoadProgress = Callable[[str, str], None]
 
 @dataclass
 class GenerationResult:
-    """Decoded frames plus everything needed to reproduce them."""
+    """Decoded frames plus everything needed to reproduce them.
 
-    frames: np.ndarray  # uint8 (T, H, W, 3)
+    A long video arrives as ``chunks`` (decoded while they are written, so memory follows one
+    window); :meth:`iter_frames` streams either form once, :meth:`all_frames` holds them all.
+    """
+
+    frames: np.ndarray | None  # uint8 (T, H, W, 3); None while the frames are still a stream
     settings: GenerationSettings  # resolved: size, frames and the seed actually used
     timings: dict[str, float]
     model: str = ""
     loras: list[str] = field(default_factory=list)
     experts: list[str] = field(default_factory=list)  # which DiT ran at each step (Wan2.2: high/low)
     latents: torch.Tensor | None = None
+    chunks: Iterator[np.ndarray] | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)  # the long-video plan, one record per window
+    output_frames: int | None = None  # frames written, when not settings.frames (an extension)
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """The frames as ``(t, H, W, 3)`` chunks; a stream can be read once."""
+        if self.frames is not None:
+            yield self.frames
+            return
+        if self.chunks is None:
+            raise RuntimeError("the frames of this result were already streamed out")
+        chunks, self.chunks = self.chunks, None
+        yield from chunks
+
+    def all_frames(self) -> np.ndarray:
+        """Every frame in memory (reads the stream if there is one)."""
+        if self.frames is None:
+            self.frames = np.concatenate(list(self.iter_frames()), axis=0)
+        return self.frames
 
     @property
     def fps(self) -> int:
@@ -81,7 +107,8 @@ class GenerationResult:
         """The sidecar JSON: settings, seed, model label and LoRA file names (never server paths)."""
         return {"settings": self.settings.to_public_dict(), "seed": self.seed, "model": self.model,
                 "loras": [Path(p).name for p in self.loras],
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa"}
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa",
+                "windows": self.windows, "frames": self.output_frames or self.settings.frames}
 
 
 @dataclass

@@ -19,11 +19,12 @@ import math
 import secrets
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError,
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
                       field_validator)
 
 from pusa.errors import FieldProblem, SettingsError
 from pusa.family import WAN21, ModelDefaults, ModelFamily
+from pusa.windows import MAX_WINDOWS, count_windows, default_overlap
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, DEFAULT_VIDEO_MULTIPLIER, TASKS, get_task  # noqa: F401
 
 FitMode = Literal["crop", "letterbox"]
@@ -40,6 +41,7 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 
 MAX_SEED = 2**63 - 1
+MAX_FRAMES = 1001  # the longest video a request may ask (62 s at 16 fps); longer ones are extended in steps
 MAX_POSITION = 1000  # latent frames of the longest video settings allow, with room for long-video plans
 # Pixel frames (width x height x frames) a request may ask of a model, as a multiple of its default
 # window: 720p at 81 frames fits Wan (832x480x81 default), 128x128x33 fits pusa-tiny (64x64x33).
@@ -112,12 +114,30 @@ class GenerationSettings(BaseModel):
     shift: StrictFloat = Field(5.0, gt=0.0, le=20.0, allow_inf_nan=False, description="Sigma schedule shift")
     width: StrictInt | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
     height: StrictInt | None = Field(None, ge=16, le=4096, description="Multiple of 16; default: the model's")
-    frames: StrictInt | None = Field(None, ge=1, le=1001, description="4k+1 pixel frames; default: the model's")
+    frames: StrictInt | None = Field(None, ge=1, le=MAX_FRAMES, description="4k+1 pixel frames; default: the "
+                                                                           "model's; beyond its window: chained "
+                                                                           "windows")
     fps: StrictInt | None = Field(None, ge=1, le=120, description="Frames per second of the written video; "
                                                                   "default: the model's (16 for Wan2.1)")
     seed: StrictInt | None = Field(None, ge=0, le=MAX_SEED, description="Random when omitted; the used seed is "
                                                                         "reported")
     fit: FitMode = Field("crop", description="How inputs of another aspect are fitted: crop (center) or letterbox")
+    prompts: list[StrictStr] | None = Field(None, max_length=MAX_WINDOWS,
+                                            description="Long video: one prompt per window (the last repeats); "
+                                                        "the API also takes a list as `prompt`")
+    window: StrictInt | None = Field(None, ge=2, le=MAX_POSITION,
+                                     description="Long video: latent frames per window (default: the model's "
+                                                 "native window, 21 for Wan)")
+    overlap: StrictInt | None = Field(None, ge=0, le=MAX_POSITION,
+                                      description="Long video: latent frames each window takes over from the "
+                                                  "previous one (default about a fifth of the window)")
+    overlap_multipliers: list[StrictFloat] | None = Field(
+        None, description="Long video: noise multiplier of each overlap frame, 0..1 (default 0: kept exactly)")
+    color_match: StrictBool = Field(True, description="Long video: match each window's colour statistics to the "
+                                                      "first window's (against drift)")
+    extend: StrictInt | None = Field(None, ge=4, le=MAX_FRAMES - 1,
+                                     description="v2v: add this many new frames (a multiple of 4) after the whole "
+                                                 "input video")
 
     @field_validator("steps", "width", "height", "frames", "fps", "seed", mode="before")
     @classmethod
@@ -139,12 +159,12 @@ class GenerationSettings(BaseModel):
     def _positions(cls, v: Any) -> Any:
         return _parse_list(v, int, "cond_positions")
 
-    @field_validator("noise_multipliers", mode="before")
+    @field_validator("noise_multipliers", "overlap_multipliers", mode="before")
     @classmethod
     def _multipliers(cls, v: Any) -> Any:
         return _parse_list(v, float, "noise_multipliers")
 
-    @field_validator("noise_multipliers")
+    @field_validator("noise_multipliers", "overlap_multipliers")
     @classmethod
     def _multiplier_range(cls, v: list[float] | None) -> list[float] | None:
         if v is not None:
@@ -186,6 +206,23 @@ class GenerationSettings(BaseModel):
             raise ValueError("must not be blank")
         return v
 
+    @field_validator("prompts")
+    @classmethod
+    def _prompts_not_blank(cls, v: list[str] | None) -> list[str] | None:
+        for i, p in enumerate(v or []):
+            if not p.strip():
+                raise ValueError(f"prompt {i + 1} is blank")
+            if len(p) > 4000:
+                raise ValueError(f"prompt {i + 1} is too long ({len(p)}); the limit is 4000")
+        return v
+
+    @field_validator("extend")
+    @classmethod
+    def _extend_multiple(cls, v: int | None) -> int | None:
+        if v is not None and v % 4:
+            raise ValueError(f"{v} is not a multiple of 4 (nearest: {max(4, v // 4 * 4)} or {(v // 4 + 1) * 4})")
+        return v
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
@@ -193,6 +230,15 @@ class GenerationSettings(BaseModel):
         """Validate a plain dict (from JSON, a form or the CLI) into settings, or raise ``SettingsError``."""
         merged = dict(data or {})
         merged.update(kwargs)
+        if isinstance(merged.get("prompt"), list):  # a prompt per window
+            if merged.get("prompts") is not None:
+                raise SettingsError.single("prompts", "give the prompts either as a list in prompt or in prompts")
+            prompts = merged.pop("prompt")
+            merged["prompts"] = prompts
+            if prompts and isinstance(prompts[0], str):
+                merged["prompt"] = prompts[0]
+            elif not prompts:
+                raise SettingsError.single("prompt", "an empty list; give at least one prompt")
         size = merged.pop("size", None)
         if size is not None:
             given = [k for k in ("width", "height") if merged.get(k) is not None]
@@ -240,11 +286,14 @@ class GenerationSettings(BaseModel):
                                                    f"(this model's VAE stride x patch)"))
         if not family.valid_frames(s.frames):
             problems.append(FieldProblem("frames", f"{s.frames} is not of the form {family.temporal_stride}k+1"))
+        problems += s._resolve_windows(family, spec.takes_video)
         budget = max_pixel_frames or default_pixel_budget(family)
-        if s.width * s.height * s.frames > budget:
+        window_frames = min(s.frames, family.pixel_frames(s.window))  # memory follows one window
+        if s.width * s.height * window_frames > budget:
             problems.append(FieldProblem(
-                "size", f"{s.width}x{s.height} x {s.frames} frames is {s.width * s.height * s.frames:,} pixel "
-                        f"frames; this model allows at most {budget:,} (default {d.width}x{d.height} x {d.frames})"))
+                "size", f"{s.width}x{s.height} x {window_frames} frames is {s.width * s.height * window_frames:,} "
+                        f"pixel frames per window; this model allows at most {budget:,} (default {d.width}x"
+                        f"{d.height} x {d.frames})"))
         n_latent = family.latent_frames(s.frames)
         if s.lora_alpha_low is not None and not wan22:
             problems.append(FieldProblem("lora_alpha_low", "only applies to a Wan2.2 (high/low noise) model; "
@@ -268,6 +317,49 @@ class GenerationSettings(BaseModel):
         if problems:
             raise SettingsError(problems)
         return s
+
+    def _resolve_windows(self, family: ModelFamily, takes_video: bool) -> list[FieldProblem]:
+        """Fill the long-video plan's defaults (window, overlap, its multipliers; frames of an extension)
+        and check them against each other and the number of prompts."""
+        problems: list[FieldProblem] = []
+        native = family.native_latent_frames
+        self.window = self.window or native
+        self.overlap = default_overlap(self.window) if self.overlap is None else self.overlap
+        if self.overlap >= self.window:
+            problems.append(FieldProblem("overlap", f"{self.overlap} latent frames is not less than the window "
+                                                    f"({self.window}); allowed: 0 to {self.window - 1}"))
+            return problems
+        if self.overlap_multipliers is None:
+            self.overlap_multipliers = [0.0] * self.overlap
+        elif len(self.overlap_multipliers) != self.overlap:
+            problems.append(FieldProblem("overlap_multipliers", f"{len(self.overlap_multipliers)} multipliers for "
+                                                                f"an overlap of {self.overlap}; give one per frame"))
+        if self.extend is not None:
+            if not takes_video:
+                problems.append(FieldProblem("extend", f"only v2v extends a video; {self.task} makes a new one"))
+            elif self.cond_positions is not None:
+                problems.append(FieldProblem("cond_positions", "an extension keeps the input's last frames itself; "
+                                                               "leave cond_positions empty"))
+            else:
+                tail = max(self.overlap, 1)  # latent frames of the input the continuation starts from
+                self.frames = family.pixel_frames(tail + self.extend // family.temporal_stride)
+                self.cond_positions = list(range(tail))
+                if self.noise_multipliers is None:
+                    self.noise_multipliers = list(self.overlap_multipliers or [0.0]) or [0.0]
+        if self.frames > MAX_FRAMES:
+            problems.append(FieldProblem("frames", f"{self.frames} frames is over the limit of {MAX_FRAMES}"))
+        windows = count_windows(family.latent_frames(self.frames), self.window, self.overlap)
+        if self.prompts is not None and len(self.prompts) > windows:
+            problems.append(FieldProblem("prompts", f"{len(self.prompts)} prompts for {windows} window(s) of "
+                                                    f"{self.frames} frames; give at most {windows}"))
+        if windows > MAX_WINDOWS:
+            problems.append(FieldProblem("frames", f"{windows} windows; the limit is {MAX_WINDOWS} (use a larger "
+                                                   f"window or overlap less)"))
+        return problems
+
+    def window_prompts(self) -> list[str]:
+        """One prompt per window in order (the last repeats): ``prompts`` or just ``prompt``."""
+        return list(self.prompts) if self.prompts else [self.prompt]
 
     def to_public_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict, the form written beside outputs and returned by the API."""
