@@ -34,7 +34,7 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, this machine "
-                                                       "only; use 0.0.0.0 to share, together with --token)")
+                                                       "only; use 0.0.0.0 to share, together with a token: $PUSA_TOKEN or --token-file)")
     g.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     g.add_argument("--data-dir", default="pusa-data", metavar="DIR",
                    help="job database, uploads and outputs (default: ./pusa-data)")

@@ -139,12 +139,12 @@ class RequestGuard:
         host = headers.get("host")
         if not self.host_allowed(host):
             return "host", (f"Host {_short(host)} is not this server's address; open it as http://localhost:"
-                            f"{self.config.port}/ or start the server with --allowed-host NAME (or --token)")
+                            f"{self.config.port}/ or start the server with --allowed-host NAME (or with a token)")
         origin = headers.get("origin")
         changes_state = scope["type"] == "websocket" or scope.get("method") in STATE_CHANGING
         if origin is not None and changes_state and not self.origin_allowed(origin, host or ""):
             return "origin", (f"Origin {_short(origin)} is not this server; a page elsewhere may not use it "
-                              f"(start the server with --allowed-origin {_short(origin)} to allow it, or --token)")
+                              f"(start the server with --allowed-origin {_short(origin)} to allow it, or use a token)")
         return None
 
     # ------------------------------------------------------------------ body size
