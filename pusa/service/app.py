@@ -33,9 +33,8 @@ class PusaApp:
     def __init__(self, config: ServiceConfig, loader: Callable[[ProgressFn], Engine] | None = None,
                  studio: bool | None = None):
         self.config = config
-        # kept as an attribute for callers that predate the facade; the app itself uses only self.service
-        self.host = ModelHost(loader or pipeline_loader(config), config.model_label)
-        self.service = JobService(config, self.host)
+        # the service is the one facade: the app, the API and the studio reach the model only through it
+        self.service = JobService(config, ModelHost(loader or pipeline_loader(config), config.model_label))
         self.guard = RequestGuard(config)
         self.want_studio = config.studio if studio is None else studio
         self.studio_state = "building" if self.want_studio else "disabled"
