@@ -12,7 +12,7 @@ BASE = {"prompt": "a cat"}
 WRONG = [None, True, False, [], [1, 2], {"a": 1}, math.nan, math.inf, 10**30, -(10**30), "x" * 5000, "abc", 1.5]
 FIELDS = [name for name in GenerationSettings.model_fields if name != "prompt"] + ["prompt", "size"]
 OPTIONAL_NONE = {"lora_alpha_low", "cond_positions", "noise_multipliers", "width", "height", "frames", "fps", "seed",
-                 "size"}  # null means "not given" for these
+                 "size", "prompts", "window", "overlap", "overlap_multipliers", "extend"}  # null: "not given"
 
 
 def _accepted(field, value) -> bool:
@@ -25,7 +25,9 @@ def _accepted(field, value) -> bool:
         return False
     if field in ("cond_positions",) and value in ([1, 2],):
         return True
-    if field == "noise_multipliers" and value == []:
+    if field in ("noise_multipliers", "overlap_multipliers", "prompts") and value == []:
+        return True
+    if field == "color_match" and isinstance(value, bool):
         return True
     if field == "cond_positions" and value == []:
         return True
