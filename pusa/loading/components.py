@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 
 import torch
@@ -106,10 +107,16 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], what: str, dtype
     return model.eval().requires_grad_(False)
 
 
+# accelerate's init_empty_weights (and transformers' loading) patch module construction process-wide
+# while they run: two models built at once in two threads (a service loading while another loads)
+# would put meta tensors into each other. One lock serialises every model construction here.
+_CONSTRUCTION = threading.Lock()
+
+
 def _meta_init(cls, **config):
     from accelerate import init_empty_weights
 
-    with init_empty_weights():
+    with _CONSTRUCTION, init_empty_weights():
         return cls(**config)
 
 
@@ -251,7 +258,9 @@ def load_text_encoder(path: Path, dtype: torch.dtype) -> nn.Module:
         return load_into(model, state, f"text encoder ({path})", dtype)
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"text encoder folder {path} has no config.json")
-    return UMT5EncoderModel.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True).eval().requires_grad_(False)
+    with _CONSTRUCTION:
+        model = UMT5EncoderModel.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
+    return model.eval().requires_grad_(False)
 
 
 def load_tokenizer(path: Path):

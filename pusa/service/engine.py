@@ -51,7 +51,9 @@ class PipelineEngine:
 
     def generate(self, settings: GenerationSettings, *, images: list[Path] | None, video: Path | None,
                  callback: Callable[[Any], None]) -> Any:
-        return self.pipe.generate(settings, images=images or None, video=video, callback=callback)
+        from pusa.long_video import generate_video  # any length: one window, chained windows, an extension
+
+        return generate_video(self.pipe, settings, images=images or None, video=video, callback=callback)
 
     def save(self, result: Any, path: Path) -> None:
         from pusa.media import save_video
