@@ -13,6 +13,14 @@ from pusa.settings import GenerationSettings
 _F = GenerationSettings.model_fields
 PREFIX = "pusa_"
 
+
+def field_range(name: str) -> str:
+    """``lo–hi`` of a numeric settings field, read from its own bounds (labels cannot drift from the check)."""
+    lo = next(m.ge for m in _F[name].metadata if getattr(m, "ge", None) is not None)
+    hi = next(m.le for m in _F[name].metadata if getattr(m, "le", None) is not None)
+    return f"{lo}–{hi}"
+
+
 # key: (English, Korean)
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("Pusa studio", "Pusa 스튜디오"),
@@ -37,13 +45,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "position": ("Position (latent slot)", "위치 (잠재 슬롯)"),
     "lora_alpha": ("LoRA alpha", "LoRA 알파"),
     "lora_alpha_low": ("LoRA alpha (low-noise expert)", "LoRA 알파 (저노이즈 전문가)"),
-    "steps": ("Steps", "스텝 수"),
+    "steps": (f"Steps ({field_range('steps')})", f"스텝 수 ({field_range('steps')})"),
     "more": ("More settings", "추가 설정"),
     "seed": ("Seed (-1 = random)", "시드 (-1 = 무작위)"),
     "size": ("Size", "크기"),
     "width": ("Width", "너비"),
     "height": ("Height", "높이"),
     "frames": ("Frames (4k+1; empty = model default)", "프레임 수 (4k+1, 비우면 모델 기본값)"),
+    "model_default": ("model default", "모델 기본값"),
     "fps": ("FPS", "FPS"),
     "cfg": ("CFG (guidance)", "CFG (가이던스)"),
     "fit": ("Fit inputs", "입력 맞춤"),

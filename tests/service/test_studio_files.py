@@ -48,7 +48,11 @@ class StudioClient:
         return {"path": r.json()[0], "orig_name": path.name, "meta": FILE_META}
 
     def call(self, trigger: str, values: dict[str, Any], timeout: float = 60.0) -> list[dict[str, Any]]:
-        """Run the event of ``trigger``: inputs default to the page's values; returns every queue message."""
+        """Run the event of ``trigger`` as the page would: inputs default to the page's values.
+
+        Returns the queue's messages, the one answer of an unqueued event, or the refusal of the
+        request itself (``{"msg": "refused", ...}``).
+        """
         dep = self.dependency(trigger)
         by_id = {i: self.components[i]["props"].get("value") for i in dep["inputs"]}
         for elem_id, value in values.items():
@@ -57,8 +61,12 @@ class StudioClient:
         session = uuid.uuid4().hex
         body = {"data": [by_id[i] for i in dep["inputs"]], "event_data": None, "fn_index": dep["id"],
                 "trigger_id": self.ids[trigger], "session_hash": session}
-        r = httpx.post(f"{self.api}/queue/join", json=body, timeout=30)
-        r.raise_for_status()
+        route = "queue/join" if dep.get("queue") is not False else "run/predict"
+        r = httpx.post(f"{self.api}/{route}", json=body, timeout=timeout)
+        if r.status_code != 200:
+            return [{"msg": "refused", "status": r.status_code, "body": r.json()}]
+        if route == "run/predict":
+            return [{"msg": "answer", "body": r.json()}]
         messages = []
         with httpx.stream("GET", f"{self.api}/queue/data", params={"session_hash": session},
                           timeout=timeout) as stream:
@@ -106,19 +114,21 @@ def outcome(messages: list[dict[str, Any]]) -> str:
     return json.dumps(messages)
 
 
-CASES = {
-    "i2v image": ("i2v", "image", "i2v-image", lambda p: p, {"i2v-prompt": "x", "i2v-steps": 1}),
-    "keyframe image": ("keyframes", "image", "keyframes-image-1", lambda p: p,
-                       {"keyframes-prompt": "x", "keyframes-steps": 1}),
-    "v2v video": ("v2v", "video", "v2v-video-in", lambda p: p, {"v2v-prompt": "x", "v2v-steps": 1,
-                                                                 "v2v-cond_positions": "0"}),
+CASES = {  # event trigger, the kind of secret, the file input, other inputs
+    "i2v image": ("i2v-generate", "image", "i2v-image", {"i2v-prompt": "x", "i2v-steps": 1}),
+    "keyframe image": ("keyframes-generate", "image", "keyframes-image-1", {"keyframes-prompt": "x",
+                                                                           "keyframes-steps": 1}),
+    "v2v video": ("v2v-generate", "video", "v2v-video-in", {"v2v-prompt": "x", "v2v-steps": 1,
+                                                            "v2v-cond_positions": "0"}),
+    # an unqueued event (/gradio_api/run/predict): the keyframe slots react to an image
+    "keyframe slot change": ("keyframes-image-2", "image", "keyframes-image-2", {}),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("how", ["path", "symlink in the cache"])
 def test_a_server_path_is_refused(studio, secrets: dict[str, Path], case: str, how: str) -> None:
-    task, kind, elem, _, values = CASES[case]
+    trigger, kind, elem, values = CASES[case]
     client: StudioClient = studio.client
     secret = secrets[kind]
     path = secret
@@ -128,13 +138,16 @@ def test_a_server_path_is_refused(studio, secrets: dict[str, Path], case: str, h
         path = cache / f"link-{uuid.uuid4().hex}{secret.suffix}"
         os.symlink(secret, path)
     inputs = dict(values)
-    if task == "keyframes":  # a real upload next to the foreign one, so only the foreign one is wrong
+    if trigger == "keyframes-generate":  # a real upload next to the foreign one: only the foreign one is wrong
         inputs["keyframes-image-0"] = client.upload(write_png(secret.parent / "mine.png"))
     inputs[elem] = {"path": str(path), "orig_name": secret.name, "meta": FILE_META}
     before = job_count(studio.url)
-    messages = client.call(f"{task}-generate", inputs)
+    messages = client.call(trigger, inputs)
     text = outcome(messages)
     assert job_count(studio.url) == before, "a job was created from a file the studio never received"
+    assert messages[0]["msg"] == "refused" and messages[0]["status"] == 422, text[-2000:]
+    field = {"image": "images", "video": "video"}[kind]
+    assert messages[0]["body"]["errors"][0]["field"].startswith(field), text
     assert "not uploaded through this page" in text, text[-2000:]
     assert str(secret) not in text and str(path) not in text, "the refusal echoes the server path"
     data = secret.read_bytes()
@@ -193,14 +206,11 @@ def test_input_files_rule(tmp_path: Path) -> None:
     assert files.adopt(job_input) == adopted and files.adopt(tmp_path / "gone.png") is None
 
 
-def test_gradio_uses_the_given_cache_dir_not_the_environment(tiny_model: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gradio_keeps_uploads_and_example_copies_in_the_given_cache_dir(tiny_model: Path, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from pusa.service.studio import mount_studio
 
-    elsewhere = tmp_path / "env-temp"
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(elsewhere))
     config = make_config(tmp_path / "data", tiny_model)
     app = create_app(config, studio=False)  # the service only: the studio is mounted by hand below
     cache = tmp_path / "given-cache"
@@ -212,4 +222,3 @@ def test_gradio_uses_the_given_cache_dir_not_the_environment(tiny_model: Path, t
         assert uploaded.is_file() and uploaded.resolve().is_relative_to(cache.resolve())
         assert c.get(f"/gradio_api/file={uploaded}").status_code == 200
     assert any(cache.rglob("sunrise_start.png")), "the example rows were not copied into the given cache"
-    assert not elsewhere.exists() or not any(elsewhere.rglob("*.*"))

@@ -6,22 +6,21 @@ SettingsError's field problems are shown next to the fields they name.
 
 Rooms: :mod:`.page` (layout), :mod:`.forms` (per-task inputs <-> settings), :mod:`.keyframes`
 (slot syncing and timeline), :mod:`.polling` (generate / follow / cancel / reuse), :mod:`.history`,
-:mod:`.render` (status, banner and timeline HTML, CSS, labels), :mod:`.examples`, :mod:`.inputs`
-(which files a request may name).
+:mod:`.render` (status, banner and timeline HTML, CSS, labels), :mod:`.examples`, :mod:`.values`
+(widget values as settings), :mod:`.inputs` (which files a request may name).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
-from starlette.routing import Mount
 
 from pusa.service.config import ServiceConfig
 from pusa.service.jobs import JobService
-from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.inputs import FileGuard, InputFiles
 from pusa.service.studio.page import StudioPage
 from pusa.service.studio.render import CSS, I18N
 
@@ -43,30 +42,23 @@ def studio_cache_dir(config: ServiceConfig) -> Path:
 def mount_studio(service: JobService, config: ServiceConfig, cache_dir: Path | None = None) -> FastAPI:
     """Build the Blocks and mount them on a fresh FastAPI app at "/" (the root app forwards to it).
 
-    ``cache_dir`` (default :func:`studio_cache_dir`) is handed to Gradio's upload route and to every
-    component directly, so no process-wide ``GRADIO_TEMP_DIR`` is needed.
+    ``cache_dir`` (default :func:`studio_cache_dir`) becomes Gradio's upload and cache folder. Gradio
+    takes that folder only from the ``GRADIO_TEMP_DIR`` environment variable, read whenever it
+    creates a component, also while serving (it re-creates components per session), so it is set
+    here, for this process: one studio per process.
     """
     cache = cache_dir or studio_cache_dir(config)
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
     files = InputFiles(cache, config.data_dir / "examples")
     demo = StudioPage(service, config.data_dir, files).build()
     demo.max_threads = FOLLOWING_TABS
     demo.queue(default_concurrency_limit=None)
-    for block in [demo, *demo.blocks.values()]:
-        block.GRADIO_CACHE = str(cache)
     parent = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     allowed = [str(config.data_dir / "outputs"), str(config.data_dir / "uploads"), str(config.data_dir / "examples")]
     app = gr.mount_gradio_app(parent, demo, path="/", allowed_paths=allowed, i18n=I18N, css=CSS,
                               max_file_size=config.limits.max_bytes, ssr_mode=False, show_error=True,
                               footer_links=["settings"], run_history=False, theme=gr.themes.Soft())
-    _gradio_app(app).uploaded_file_dir = str(cache)
+    # the page's own config: which components are the inputs of each event (fn_index)
+    inputs_of = {d["id"]: list(d["inputs"]) for d in demo.config["dependencies"]}
+    app.add_middleware(FileGuard, files=files, inputs_of=lambda: inputs_of)
     return app
-
-
-def _gradio_app(parent: FastAPI) -> Any:
-    """The Gradio App that mount_gradio_app mounted on ``parent`` (it keeps no reference of its own)."""
-    from gradio.routes import App
-
-    for route in parent.routes:
-        if isinstance(route, Mount) and isinstance(route.app, App):
-            return route.app
-    raise RuntimeError("gradio did not mount its app; cannot set its upload folder")

@@ -1,8 +1,9 @@
 """Task forms: which inputs a tab shows, and the mapping between its values and a job's settings and files.
 
 The tabs differ only in their input set (one image, keyframes, a video, or text alone); each set is
-one :class:`Form`, and the task registry (``TaskSpec.form``) says which form a task uses. Nothing here checks values: the engine's settings check does, and its field
-problems come back next to the fields they name (:func:`show_errors`).
+one :class:`Form`, and the task registry (``TaskSpec.form``) says which form a task uses. Nothing
+here checks values: the engine's settings check does, and its field problems come back next to
+the fields they name (:func:`show_errors`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import gradio as gr
 from pusa.service.i18n import say
 from pusa.service.jobs import Upload
 from pusa.service.store import Job
-from pusa.service.studio.inputs import InputFiles, guarded
-from pusa.service.studio.keyframes import MAX_KEYFRAMES, KeyframeSlots, build_keyframe_slots, whole
+from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.keyframes import MAX_KEYFRAMES, KeyframeSlots, build_keyframe_slots
 from pusa.service.studio.render import T, field_error_html, status_html
+from pusa.service.studio.values import optional_int, whole
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, TASKS
 
 # task -> its form, in the registry's order (the tab order of the page)
@@ -93,9 +95,9 @@ class ImageForm(Form):
     takes_files = True
 
     def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
-        tab.inputs["image"] = guarded(gr.Image(type="filepath", label=T("image"), height=260,
-                                               sources=["upload", "clipboard"], elem_id=f"{tab.task}-image"),
-                                      files, "images")
+        tab.inputs["image"] = files.register(gr.Image(type="filepath", label=T("image"), height=260,
+                                                      sources=["upload", "clipboard"], elem_id=f"{tab.task}-image"),
+                                             "images")
         tab.errors["images"] = tab.error_box("images")
 
     def build_conditions(self, tab: TaskTab) -> None:
@@ -150,8 +152,8 @@ class VideoForm(Form):
     takes_files = True
 
     def build_media(self, tab: TaskTab, files: InputFiles, model_frames: Callable[[], int]) -> None:
-        tab.inputs["video"] = guarded(gr.Video(label=T("video_in"), sources=["upload"], height=260,
-                                               elem_id=f"{tab.task}-video-in"), files, "video")
+        tab.inputs["video"] = files.register(gr.Video(label=T("video_in"), sources=["upload"], height=260,
+                                                      elem_id=f"{tab.task}-video-in"), "video")
         tab.errors["video"] = tab.error_box("video")
 
     def build_conditions(self, tab: TaskTab) -> None:
@@ -192,9 +194,9 @@ def collect(tab: TaskTab, vals: dict[str, Any], files: InputFiles,
         raw[key] = whole(vals[key])
     if wan22:
         raw["lora_alpha_low"] = whole(vals["lora_alpha_low"])
-    for key in OPTIONAL_NUMBERS:
-        if vals.get(key) is not None:
-            raw[key] = whole(vals[key])
+    for key in OPTIONAL_NUMBERS:  # empty = the model's default
+        if optional_int(vals.get(key)) is not None:
+            raw[key] = optional_int(vals[key])
     seed = whole(vals.get("seed"))
     if seed is not None and seed != -1:
         raw["seed"] = seed

@@ -14,19 +14,13 @@ from typing import Any, Callable
 import gradio as gr
 
 from pusa.errors import SettingsError
-from pusa.service.studio.inputs import InputFiles, guarded
+from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.render import T, timeline_html
+from pusa.service.studio.values import optional_int, whole
 from pusa.settings import GenerationSettings, latent_frames
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, evenly_spaced
 
 MAX_KEYFRAMES = 4
-
-
-def whole(value: Any) -> Any:
-    """Gradio numbers arrive as floats; integral ones become ints so the settings check sees the user's value."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 @dataclass
@@ -43,7 +37,7 @@ class KeyframeSlots:
 
     def frames_of(self, frames: Any) -> int:
         """The frame count the form means: the typed one when valid (4k+1), else the model's default."""
-        f = whole(frames)
+        f = optional_int(frames)
         return f if isinstance(f, int) and f >= 1 and (f - 1) % 4 == 0 else self.model_frames()
 
     # ------------------------------------------------------------------ the three directions of sync
@@ -112,9 +106,9 @@ def build_keyframe_slots(files: InputFiles, errors: dict[str, Any], err_box: Cal
     with gr.Row():
         for i in range(MAX_KEYFRAMES):
             with gr.Column(visible=i < 2, min_width=160) as col:
-                imgs.append(guarded(gr.Image(type="filepath", label=f"{T('keyframe')} {i + 1}", height=150,
-                                             sources=["upload", "clipboard"], elem_id=f"keyframes-image-{i}"),
-                                    files, f"images[{i}]"))
+                imgs.append(files.register(gr.Image(type="filepath", label=f"{T('keyframe')} {i + 1}", height=150,
+                                                    sources=["upload", "clipboard"], elem_id=f"keyframes-image-{i}"),
+                                           f"images[{i}]"))
                 poss.append(gr.Number(None, label=T("position"), precision=0, minimum=0,
                                       elem_id=f"keyframes-pos-{i}"))
                 mults.append(gr.Slider(0.0, 1.0, value=DEFAULT_IMAGE_MULTIPLIER, step=0.05,

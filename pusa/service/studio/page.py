@@ -106,8 +106,11 @@ def _shared_parameters(tab: TaskTab) -> None:
         tab.inputs["lora_alpha_low"] = gr.Slider(0.1, 5.0, value=1.4, step=0.1, label=T("lora_alpha_low"),
                                                  info=T("help_lora_alpha_low"), visible=False,
                                                  elem_id=f"{task}-lora_alpha_low")
-        tab.inputs["steps"] = gr.Slider(1, 50, value=10, step=1, label=T("steps"), info=T("help_steps"),
+        # a number box, not a slider: a slider's box silently clamps 0 or 99 into range; this one
+        # passes the value on and the check says the range next to it
+        tab.inputs["steps"] = gr.Number(10, label=T("steps"), info=T("help_steps"), precision=0,
                                         elem_id=f"{task}-steps")
+    tab.errors["steps"] = tab.error_box("steps")
     with gr.Accordion(T("more"), open=False, elem_id=f"{task}-more"):
         with gr.Row():
             tab.inputs["seed"] = gr.Number(-1, label=T("seed"), info=T("help_seed"), precision=0,
@@ -119,10 +122,13 @@ def _shared_parameters(tab: TaskTab) -> None:
         with gr.Row():
             size = gr.Dropdown(list(SIZE_PRESETS), value="model default", label=T("size"), info=T("help_size"),
                                elem_id=f"{task}-size")
-            tab.inputs["width"] = gr.Number(None, label=T("width"), precision=0, elem_id=f"{task}-width")
-            tab.inputs["height"] = gr.Number(None, label=T("height"), precision=0, elem_id=f"{task}-height")
-            tab.inputs["frames"] = gr.Number(None, label=T("frames"), info=T("help_frames"), precision=0,
-                                             elem_id=f"{task}-frames")
+            # text boxes: a number box cannot stay empty (it shows and sends 0), and empty means the model's default
+            tab.inputs["width"] = gr.Textbox("", label=T("width"), placeholder=T("model_default"),
+                                             elem_id=f"{task}-width")
+            tab.inputs["height"] = gr.Textbox("", label=T("height"), placeholder=T("model_default"),
+                                              elem_id=f"{task}-height")
+            tab.inputs["frames"] = gr.Textbox("", label=T("frames"), info=T("help_frames"),
+                                              placeholder=T("model_default"), elem_id=f"{task}-frames")
         tab.errors["size"] = tab.error_box("size")
         tab.errors["frames"] = tab.error_box("frames")
         if tab.form.takes_files:
@@ -134,6 +140,7 @@ def _shared_parameters(tab: TaskTab) -> None:
     def pick_size(name: str) -> tuple[Any, Any]:
         if name == "custom":
             return gr.update(), gr.update()
-        return SIZE_PRESETS.get(name, (None, None))
+        w, h = SIZE_PRESETS.get(name, (None, None))
+        return ("" if w is None else str(w)), ("" if h is None else str(h))
 
     size.change(pick_size, size, [tab.inputs["width"], tab.inputs["height"]], queue=False)
