@@ -304,10 +304,10 @@ class GenerationSettings(BaseModel):
         if self.extend is not None:
             if not takes_video:
                 problems.append(FieldProblem("extend", f"only v2v extends a video; {self.task} makes a new one"))
-            elif self.cond_positions is not None:
+            elif self.cond_positions is not None and self.cond_positions != list(range(max(self.overlap, 1))):
                 problems.append(FieldProblem("cond_positions", "an extension keeps the input's last frames itself; "
                                                                "leave cond_positions empty"))
-            else:
+            else:  # (resolving resolved settings again gives the same values)
                 tail = max(self.overlap, 1)  # latent frames of the input the continuation starts from
                 self.frames = family.pixel_frames(tail + self.extend // family.temporal_stride)
                 self.cond_positions = list(range(tail))

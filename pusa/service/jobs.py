@@ -7,6 +7,7 @@ one submitted with curl go through the same checks, the same queue and the same 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -65,6 +66,18 @@ def storage_errors() -> Iterator[None]:
         if err is None:
             raise
         raise err from e
+
+
+def progress_dict(job: Job) -> dict[str, Any]:
+    """Phase, step of total and fraction; a long video's denoise steps count over all its windows, so
+    the window of how many follows from the request's steps."""
+    out: dict[str, Any] = {"phase": job.phase, "step": job.step, "total": job.total,
+                           "fraction": progress_fraction(job), "window": 1, "windows": 1}
+    steps = (job.resolved or {}).get("steps")
+    if job.phase == "denoise" and isinstance(steps, int) and steps and job.total and job.total > steps:
+        out["windows"] = job.total // steps
+        out["window"] = min((job.step or 0) // steps + 1, out["windows"])
+    return out
 
 
 def progress_fraction(job: Job) -> float:
@@ -357,8 +370,7 @@ class JobService:
             "status": job.status,
             "task": job.task,
             "queue_position": self.store.queue_position(job),
-            "progress": {"phase": job.phase, "step": job.step, "total": job.total,
-                         "fraction": progress_fraction(job)},
+            "progress": progress_dict(job),
             "cancel_requested": job.cancel_requested,
             "settings": job.settings,
             "resolved_settings": job.resolved,
@@ -372,4 +384,15 @@ class JobService:
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "resubmitted_from": job.resubmitted_from,
+            "windows": self._windows(job),
         }
+
+    def _windows(self, job: Job) -> list[dict[str, Any]] | None:
+        """The long-video plan the finished video was made with, from its sidecar (None before)."""
+        path = self.output_path(job)
+        if path is None:
+            return None
+        try:
+            return json.loads(path.with_suffix(".json").read_text()).get("windows")
+        except (OSError, ValueError):
+            return None
