@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from pusa.service.config import ServiceConfig
+from pusa.family import ModelFamily
 from pusa.settings import GenerationSettings, ModelDefaults
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class PipelineEngine:
     def __init__(self, pipe: Any):
         self.pipe = pipe
         self.defaults: ModelDefaults = pipe.defaults
+        self.family: ModelFamily | None = getattr(pipe, "family", None)
         self.is_wan22: bool = bool(getattr(pipe, "is_wan22", False))
         self.label: str | None = getattr(pipe, "label", None)
 

@@ -25,6 +25,7 @@ from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftov
 from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
                                 is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
+from pusa.family import ModelFamily
 from pusa.settings import GenerationSettings, ModelDefaults, excerpt
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,13 @@ class JobService:
         """The loaded model's defaults (size, frames, ...); None until it has loaded."""
         engine = self.host.engine
         return engine.defaults if engine is not None else None
+
+    @property
+    def model_family(self) -> ModelFamily | None:
+        """The loaded model's geometry (latent frames, size multiple, native window); None until loaded.
+        Hints, placeholders and timelines come from it, never from Wan2.1 constants."""
+        engine = self.host.engine
+        return getattr(engine, "family", None) if engine is not None else None
 
     @property
     def model_is_wan22(self) -> bool:
