@@ -131,30 +131,61 @@ def test_pipeline_guidance_matches_the_hand_computed_two_branch_value(tiny_pipe)
 # ----------------------------------------------------------------------------- 2. per-token timesteps
 
 
-def test_each_token_receives_its_own_frames_timestep(tiny_pipe):
-    """Bug: per-token timesteps laid out with ``repeat`` instead of ``repeat_interleave``.
+@pytest.fixture(scope="module")
+def per_token_pipe(tiny_diffusers):
+    """The same tiny model with diffusers' own per-token timestep path, where the engine has a choice."""
+    if "modulation" not in inspect.signature(PusaPipeline.from_pretrained).parameters:
+        pytest.skip("this engine has one timestep layout only (covered by the default case)")
+    return PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", modulation="per_token")
+
+
+@pytest.mark.parametrize("layout", ["default", "per_token"])
+def test_each_token_receives_its_own_frames_timestep(layout, request):
+    """Bug: per-token timesteps laid out with ``repeat`` instead of ``repeat_interleave`` (each frame's
+    tokens get other frames' timesteps).
 
     13 frames -> 4 latent frames; 64x48 -> latent 8x6 -> 4x3 = 12 tokens per frame (patch 1x2x2).
     Multipliers 0.25, 0.5, 0.875 (conditions at 0, 1, 2) and 1 (frame 3, generated).
     Shifted sigmas for 2 steps, shift 5: s_0 = 1, s_1 = 5 * 0.5 / (1 + 4 * 0.5) = 0.8333.
     t_{k,f} = trunc(1000 * s_k * m_f):  step 0: 250, 500, 875, 1000;  step 1: 208, 416, 729, 833.
+
+    The DiT may be given one timestep per token (frame-major) or one per latent frame (the engine's
+    per-frame modulation broadcasts it over the frame's tokens inside the DiT). Either way its output
+    must equal diffusers' own forward given the per-token timesteps built here by hand.
     """
+    pipe = request.getfixturevalue("tiny_pipe" if layout == "default" else "per_token_pipe")
+    dit = pipe.transformers[0]
     images = [gradient_image(seed=i) for i in range(3)]
     s = _settings(task="keyframes", size="64x48", frames=13, cfg=1.0, cond_positions="0,1,2",
                   noise_multipliers="0.25,0.5,0.875")
-    with dit_inputs(tiny_pipe.transformers[0], "timestep", "hidden_states") as calls:
-        tiny_pipe.generate(s, images=images)
+    calls = []
+
+    def record(module, args, kwargs, output):
+        bound = _dit_arguments(module, args, kwargs)
+        sample = output[0] if isinstance(output, tuple) else output.sample
+        calls.append({k: bound[k].detach().clone() for k in ("hidden_states", "timestep", "encoder_hidden_states")}
+                     | {"output": sample.detach().clone()})
+
+    handle = dit.register_forward_hook(record, with_kwargs=True)
+    try:
+        pipe.generate(s, images=images)
+    finally:
+        handle.remove()
     per_frame = [[250, 500, 875, 1000], [208, 416, 729, 833]]
     tokens_per_frame = 12
     assert len(calls) == 2
     for call, values in zip(calls, per_frame):
         assert tuple(call["hidden_states"].shape[2:]) == (4, 6, 8)
-        expected = [float(v) for v in values for _ in range(tokens_per_frame)]  # frame-major token order
+        per_token = [float(v) for v in values for _ in range(tokens_per_frame)]  # frame-major token order
         ts = call["timestep"].float()
         rows = ts.reshape(-1, ts.shape[-1])
-        assert rows.shape[-1] == 4 * tokens_per_frame
         for row in rows:
-            assert row.tolist() == expected
+            assert row.tolist() in ([float(v) for v in values], per_token)
+        with torch.no_grad():
+            reference = dit(hidden_states=call["hidden_states"], timestep=torch.tensor([per_token]),
+                            encoder_hidden_states=call["encoder_hidden_states"], return_dict=False)[0]
+        assert torch.allclose(call["output"].float(), reference.float(), rtol=0, atol=1e-5), \
+            f"max difference {(call['output'].float() - reference.float()).abs().max():.3g}"
 
 
 def test_t2v_timestep_is_the_global_one_on_every_token(tiny_pipe):
