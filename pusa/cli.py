@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from pusa.cli_options import (OneLineParser, add_engine_options, engine_kwargs, join_list_values,
                               quiet_library_progress, resolve_model_dir, run_handler)
 from pusa.errors import InputError
+from pusa.parallel.cli import add_parallel_options
 from pusa.tasks import TASKS, TaskSpec
 
 log = logging.getLogger("pusa")
@@ -89,6 +90,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         g.add_argument("--overwrite", action="store_true", help="replace an existing output")
         g.add_argument("--no-progress", action="store_true", help="no progress bar")
         add_engine_options(p)
+        add_parallel_options(p)
         p.set_defaults(handler=cmd_generate)
 
 
@@ -184,6 +186,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pusa.loading.layout import detect_layout
     from pusa.long_video import generate_video
     from pusa.media import save_video
+    from pusa.parallel.cli import plan_degrees, start_ranks
+    from pusa.parallel.launch import run_ranks
+    from pusa.parallel.runtime import launched_by_torchrun
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
 
@@ -196,16 +201,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                 max_pixel_frames=args.max_pixel_frames)
     pil_images = _read_images(images)
     frames_in = _read_video(video, resolved, layout.family)
+    degrees = plan_degrees(args, layout.family, resolved)  # --nproc / torchrun: degrees checked before loading
+    if degrees is not None and not launched_by_torchrun():
+        return run_ranks(args.argv, degrees)  # this process only starts the ranks and waits for them
+    ranks = start_ranks(args, degrees)  # None for one process
+    settings = ranks.same_seed(settings) if ranks else settings  # same seed, same noise on every rank
     t0 = time.perf_counter()
-    pipe = PusaPipeline.from_pretrained(model_dir, **engine_kwargs(args))
+    kwargs = engine_kwargs(args)
+    pipe = PusaPipeline.from_pretrained(model_dir, **(ranks.load_kwargs(kwargs) if ranks else kwargs))
+    if ranks:
+        ranks.attach(pipe)
     log.info("model loaded in %.1fs", time.perf_counter() - t0)
     progress = _Progress(not args.no_progress)
     try:
         result = generate_video(pipe, settings, images=pil_images or None, video=frames_in, callback=progress)
+        if ranks and not ranks.is_main:
+            return 0  # rank 0 alone writes and prints
         output = out or (Path("outputs") / f"{settings.task}_{time.strftime('%Y%m%d-%H%M%S')}_{result.seed}.mp4")
         path = save_video(result, output, overwrite=args.overwrite)  # a long video is decoded while written
     finally:
         progress.close()
+        if ranks:
+            ranks.close()
     print(f"seed: {result.seed}", file=sys.stderr)
     print(path)
     return 0
@@ -250,6 +267,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else argv))
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --nproc starts the same command again
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     quiet_library_progress()

@@ -158,6 +158,7 @@ class PusaPipeline:
         self.lora_paths = lora_paths
         self.text_device = text_device or device
         self.max_pixel_frames = max_pixel_frames
+        self.parallel: Any = None  # a pusa.parallel RankGroup when this is one rank of several (attach())
 
     # ------------------------------------------------------------------ loading
 
@@ -168,12 +169,15 @@ class PusaPipeline:
                         device: str = "auto", dtype: str = "auto", vae_dtype: str = "fp32", offload: str = "none",
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
                         max_pixel_frames: int | None = None, modulation: str = "per_frame",
+                        weights: str = "bf16",
+                        with_text_encoder: bool = True,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
-        ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``."""
+        ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``. ``with_text_encoder=False``
+        (ranks other than 0 of a parallel run, which receive the embeddings) skips the UMT5 encoder."""
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
-        speed = SpeedOptions(modulation=modulation)
+        speed = SpeedOptions(modulation=modulation, weights=weights)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)
@@ -186,7 +190,7 @@ class PusaPipeline:
         report("tokenizer", "ready")
         report("text_encoder", "loading")
         text_dtype = torch.float32 if text_encoder_on_cpu else dt
-        text_encoder = load_text_encoder(layout.text_encoder, text_dtype)
+        text_encoder = load_text_encoder(layout.text_encoder, text_dtype) if with_text_encoder else None
         report("text_encoder", "ready")
         transformers = []
         for i, path in enumerate(layout.transformers):
@@ -205,12 +209,13 @@ class PusaPipeline:
         report("lora", "loading")
         merged, paths = [], []
         for model, files in zip(transformers, per_expert):
-            weights: list[LoraWeights] = [load_lora(f) for f in files]
+            files_weights: list[LoraWeights] = [load_lora(f) for f in files]
             paths += [str(f) for f in files]
-            merged.append(MergedLoras(model, weights, compute_device=dev) if weights else None)
+            merged.append(MergedLoras(model, files_weights, compute_device=dev) if files_weights else None)
         report("lora", "ready")
+        speed.apply(transformers, dt)  # after the LoRA state is taken from the loaded weights
 
-        models = {"text_encoder": text_encoder}
+        models = {"text_encoder": text_encoder} if text_encoder is not None else {}
         models.update({("transformer" if i == 0 else f"transformer_{i + 1}"): m for i, m in enumerate(transformers)})
         models["vae"] = vae
         place(models, dev, offload, keep_on_cpu=("text_encoder",) if text_encoder_on_cpu else ())
@@ -257,6 +262,8 @@ class PusaPipeline:
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """UMT5 embeddings padded to ``text_len``, zeroed past each prompt's real length."""
+        if self.parallel is not None:  # rank 0 encodes, every rank receives
+            return self.parallel.encode_text(self, prompts)
         emb, _ = encode_prompts(self.tokenizer, self.text_encoder, prompts, self.family.text_len, self.text_device)
         return emb.to(self.device, self.dtype)
 
@@ -266,7 +273,9 @@ class PusaPipeline:
 
     def velocity_model(self, context: torch.Tensor, negative: torch.Tensor | None, cfg: float,
                        latent_hw: tuple[int, int]) -> WanVelocity:
-        """The sampler's model over this pipeline's DiT(s)."""
+        """The sampler's model over this pipeline's DiT(s) (one rank's share of it in a parallel run)."""
+        if self.parallel is not None:
+            return self.parallel.velocity_model(self, context, negative, cfg, latent_hw)
         return WanVelocity(self.transformers, self.family, context, negative, cfg, latent_hw, self.device, self.dtype,
                            modulation=self.speed.modulation)
 
@@ -323,6 +332,9 @@ class PusaPipeline:
     def decode(self, latents: torch.Tensor, callback: ProgressCallback | None = None) -> np.ndarray:
         """Normalised latents -> uint8 frames (T, H, W, 3), reporting each decoded latent frame."""
         report = callback or _silent
+        if self.parallel is not None and not self.parallel.decodes:  # rank 0 alone decodes and writes
+            stride = self.family.spatial_stride
+            return np.zeros((0, latents.shape[3] * stride, latents.shape[4] * stride, 3), np.uint8)
         return self.codec.decode(latents, lambda done, total: report(StepInfo("decode", done, total)))
 
     # ------------------------------------------------------------------ the request
