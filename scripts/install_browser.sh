@@ -13,10 +13,10 @@ else
   $SUDO apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk
 fi
 
-if python -c "import playwright" >/dev/null 2>&1; then
+if "${PYTHON:-python3}" -c "import playwright" >/dev/null 2>&1; then
   echo "playwright already installed"
 else
   # Only the Python package: the tests use /usr/bin/chromium via executable_path, so
   # `playwright install` (which downloads browsers) is never run.
-  python -m pip install --quiet "playwright>=1.40"
+  "${PYTHON:-python3}" -m pip install --quiet "playwright>=1.40"
 fi

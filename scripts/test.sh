@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python packages, Debian's chromium for the browser tests),
-# then run the whole suite.
+# then run the whole suite with the Python that scripts/setup.sh installed into.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -f scripts/install_browser.sh ]; then bash scripts/install_browser.sh; fi
+PY=$(cat .pusa-python)
+if [ -f scripts/install_browser.sh ]; then PYTHON="$PY" bash scripts/install_browser.sh; fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec "${PYTHON:-python3}" -m pytest -q "$@"
+exec "$PY" -m pytest -q "$@"
