@@ -84,12 +84,45 @@ def start_ranks(args: argparse.Namespace, degrees: Degrees | None) -> RankGroup 
     if degrees is None:
         return None
     group = RankGroup.start(degrees, args.device, args.rank_timeout)
+    quiet_rank(group)
+    if not group.is_main:
+        args.no_progress = True
+    return group
+
+
+def quiet_rank(group: RankGroup) -> None:
+    """In a rank process (ours: started for this run): no per-rank library chatter; ranks other
+    than 0 log errors only, so the output reads like one process's."""
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     # diffusers' context-parallel gather calls a torch collective that torch has renamed; once per rank.
     warnings.filterwarnings("ignore", message=r".*all_gather_tensor. is deprecated", category=FutureWarning)
     if not group.is_main:
-        args.no_progress = True
         for name in ("pusa", "diffusers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    return group
+
+
+def parallel_service_options(args: argparse.Namespace) -> dict | None:
+    """``pusa serve --nproc N``: the worker group's degrees and timeout (``None`` for one process),
+    checked against the model's heads before the server starts (InputError, a ValueError: exit 2).
+    Degrees left open assume guidance (the settings' default cfg); a job without it runs its one
+    branch on both halves."""
+    from pusa.loading.layout import detect_layout
+    from pusa.settings import GenerationSettings
+
+    if (args.nproc or 1) == 1 and all(d in (None, 1) for d in (args.ulysses_degree, args.ring_degree,
+                                                                args.cfg_parallel)):
+        return None
+    if launched_by_torchrun():
+        raise InputError("nproc: pusa serve starts its own ranks; run it without torchrun")
+    if args.rank_timeout <= 0:
+        raise InputError(f"rank-timeout: {args.rank_timeout:g} is not allowed; expected seconds above 0")
+    if args.offload != "none":
+        raise InputError(f"offload: {args.offload!r} is not allowed with several ranks; expected none")
+    from pusa.cli_options import resolve_model_dir
+
+    family = detect_layout(resolve_model_dir(args.model)).family
+    degrees = resolve_degrees(args.nproc or 1, family.num_heads, float(GenerationSettings.model_fields["cfg"].default),
+                              ulysses=args.ulysses_degree, ring=args.ring_degree, cfg_parallel=args.cfg_parallel,
+                              ring_supported=ring_supported(_device_type(args.device)))
+    return {"degrees": degrees.__dict__, "timeout": args.rank_timeout}

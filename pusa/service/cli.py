@@ -70,6 +70,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                      metavar="HOURS", help="delete studio uploads cached by Gradio after HOURS (default: %(default)g; "
                                            "0 keeps them)")
     add_engine_options(p)
+    from pusa.parallel.cli import add_parallel_options
+
+    add_parallel_options(p)  # --nproc N: the worker drives N ranks (pusa.parallel.pool)
 
 
 def _refuse_token(_: str) -> str:
@@ -98,6 +101,11 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     from pusa.cli_options import engine_kwargs
 
     engine_options = engine_kwargs(args)
+    from pusa.parallel.cli import parallel_service_options
+
+    parallel = parallel_service_options(args)
+    if parallel is not None:
+        engine_options["parallel"] = parallel
     # the budget is the service's to apply (also while the model loads), so it lives in the config
     max_pixel_frames = engine_options.pop("max_pixel_frames", None)
     return ServiceConfig(

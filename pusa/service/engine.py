@@ -65,6 +65,10 @@ class PipelineEngine:
 
 def pipeline_loader(config: ServiceConfig) -> Callable[[ProgressFn], Engine]:
     """The default loader: the configured (or bundled) model through the real pipeline."""
+    if "parallel" in config.engine_options:  # --nproc N: a worker group of N ranks
+        from pusa.parallel.pool import pool_loader
+
+        return pool_loader(config)
 
     def load(on_progress: ProgressFn) -> Engine:
         from pusa.pipeline import PusaPipeline
