@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pusa.speed.modulation import check_modulation, install_per_frame
+from pusa.speed.weights import check_weights, store_fp8
 
 
 @dataclass(frozen=True)
@@ -18,15 +19,23 @@ class SpeedOptions:
     """What ``PusaPipeline.from_pretrained`` was asked for (CLI, service and trainer pass the same keywords)."""
 
     modulation: str = "per_frame"
+    weights: str = "bf16"
 
     def __post_init__(self) -> None:
         check_modulation(self.modulation)
+        check_weights(self.weights)
 
     def prepare(self, transformers: list[torch.nn.Module]) -> None:
         """Hooks that must sit innermost, installed right after loading."""
         for dit in transformers:
             install_per_frame(dit)
 
+    def apply(self, transformers: list[torch.nn.Module], compute_dtype: torch.dtype) -> None:
+        """Storage, caches, kernels: after the LoRA merge state is taken, before the models are placed."""
+        for dit in transformers:
+            if self.weights == "fp8":
+                store_fp8(dit, compute_dtype)
+
     def public(self) -> dict:
         """The options as the MP4 sidecar records them."""
-        return {"modulation": self.modulation}
+        return {"modulation": self.modulation, "weights": self.weights}
