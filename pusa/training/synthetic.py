@@ -53,6 +53,9 @@ CAPTION_WORDS = (
     ["a", "and", "moving"] + list(COLORS) + list(SHAPES) + list(SIZES) + list(SPEEDS)
     + ["right", "left", "up", "down", "-"]
 )
+# Share of the training set that are scene clips (backgrounds, ground, several objects, pans);
+# the rest are moving shapes on black, the in-distribution cases of `pusa eval`.
+SCENE_SHARE = 2 / 3
 
 
 @dataclass
@@ -73,14 +76,22 @@ class ShapeObject:
 
 @dataclass
 class Clip:
-    """A rendered clip: uint8 frames (T, H, W, 3), its caption and its objects with trajectories."""
+    """A rendered clip: uint8 frames (T, H, W, 3), its caption and its objects with trajectories.
+
+    ``background`` names the background kind (``black`` for the moving-shapes clips, see
+    ``pusa.training.scenes``); ``static_background`` is the uint8 picture behind the objects when
+    the camera does not move (what evaluation's "background kept" figure compares against).
+    """
 
     frames: np.ndarray
     caption: str
     objects: list[ShapeObject]
+    background: str = "black"
+    static_background: np.ndarray | None = None
 
     def meta(self) -> dict:
-        return {"caption": self.caption, "objects": [asdict(o) for o in self.objects]}
+        return {"caption": self.caption, "background": self.background,
+                "objects": [asdict(o) for o in self.objects]}
 
 
 def _simulate(rng: np.random.Generator, width: int, height: int, frames: int, obj: ShapeObject) -> None:
@@ -175,18 +186,23 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 16) -> None:
 
 
 def make_dataset(out_dir: str | Path, count: int, *, seed: int = 0, width: int = 64, height: int = 64,
-                 frames: int = 33, fps: int = 16) -> Path:
+                 frames: int = 33, fps: int = 16, scene_share: float = SCENE_SHARE) -> Path:
     """Write ``count`` clips as ``videos/NNNNNN.mp4`` plus ``metadata.jsonl`` (the trainer's format).
 
-    Each JSONL line has ``file`` and ``caption`` (what `pusa train` reads) and ``objects`` with the
-    ground-truth trajectories (what evaluation reads).
+    A ``scene_share`` of the clips are scenes (``pusa.training.scenes.scene_clip``: training
+    background kinds only), the rest moving shapes on black. Each JSONL line has ``file`` and
+    ``caption`` (what `pusa train` reads), ``background`` and ``objects`` with the ground-truth
+    trajectories (what evaluation reads).
     """
+    from pusa.training.scenes import scene_clip
+
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     with open(out / "metadata.jsonl", "w", encoding="utf-8") as fh:
         for i in range(count):
-            clip = random_clip(rng, width, height, frames)
+            scene = rng.random() < scene_share
+            clip = scene_clip(rng, width, height, frames) if scene else random_clip(rng, width, height, frames)
             name = f"videos/{i:06d}.mp4"
             write_video(out / name, clip.frames, fps=fps)
             fh.write(json.dumps({"file": name, **clip.meta()}) + "\n")

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pusa.training.synthetic import CAPTION_WORDS, random_clip
+from pusa.training.scenes import CAMERA_WORDS, vae_clip
+from pusa.training.synthetic import CAPTION_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,43 @@ def umt5_style_tokenizer(model, pre_tokenizer, max_length: int, normalizer=None,
 
 
 def make_tokenizer():
-    """Word-level tokenizer over the caption vocabulary, saved as tokenizer.json."""
+    """Word-level tokenizer over the caption vocabulary, saved as tokenizer.json.
+
+    Words added later (the scene clips' camera phrase) come last, so every earlier word keeps its id
+    and :func:`make_text_encoder` keeps its features.
+    """
     from tokenizers import models, normalizers, pre_tokenizers
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for w in list(dict.fromkeys(CAPTION_WORDS + EXTRA_WORDS)):
+    for w in list(dict.fromkeys(CAPTION_WORDS + EXTRA_WORDS + CAMERA_WORDS)):
         vocab.setdefault(w, len(vocab))
     return umt5_style_tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"), pre_tokenizers.Whitespace(),
                                 TEXT_LEN, normalizer=normalizers.Lowercase())
 
 
+# Vocabulary size of the first pusa-tiny tokenizer (caption words + EXTRA_WORDS, 3 specials).
+FIRST_VOCAB = 44
+
+
 def make_text_encoder(vocab_size: int, seed: int, config: dict | None = None):
-    """A random UMT5 encoder (frozen everywhere: only its features' identity matters)."""
+    """A random UMT5 encoder (frozen everywhere: only its features' identity matters).
+
+    The encoder is drawn for the first vocabulary (:data:`FIRST_VOCAB`) and later words get extra
+    embedding rows from their own generator, so adding words never changes the features of the
+    words a DiT was already trained to read (a build may start from an earlier pusa-tiny).
+    """
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
-    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **(config or T5_CONFIG))).eval()
+    base = min(vocab_size, FIRST_VOCAB) if config is None else vocab_size
+    model = UMT5EncoderModel(UMT5Config(vocab_size=base, **(config or T5_CONFIG)))
+    if vocab_size > base:
+        old = model.get_input_embeddings().weight.data
+        gen = torch.Generator().manual_seed(seed + 1)
+        extra = torch.randn(vocab_size - base, old.shape[1], generator=gen) * old.std()
+        model.resize_token_embeddings(vocab_size, mean_resizing=False)
+        model.get_input_embeddings().weight.data[base:] = extra
+    return model.eval()
 
 
 def make_transformer(seed: int, config: dict | None = None):
@@ -98,16 +120,16 @@ def make_vae(seed: int, base_dim: int = VAE_BASE_DIM, **config):
 
 
 def _clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` synthetic clips as float32 (n, 3, T, H, W) in [-1, 1] for autoencoder training."""
-    clips = [random_clip(rng, WIDTH, HEIGHT, FRAMES).frames for _ in range(n)]
+    """``n`` varied clips (``scenes.vae_clip``) as float32 (n, 3, T, H, W) in [-1, 1] for autoencoder training."""
+    clips = [vae_clip(rng, WIDTH, HEIGHT, FRAMES) for _ in range(n)]
     arr = np.stack(clips).astype(np.float32) / 127.5 - 1.0
     return arr.transpose(0, 4, 1, 2, 3).copy()
 
 
 def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 6e-4,
               posterior: str = "sample", kl_weight: float = 1e-7, latent_noise: float = 0.05,
-              bank_size: int = 300) -> list[float]:
-    """Train the VAE as an autoencoder on random crops of synthetic clips; returns the loss curve.
+              bank_size: int = 300, bank: np.ndarray | None = None) -> list[float]:
+    """Train the VAE as an autoencoder on random crops of varied synthetic clips; returns the loss curve.
 
     Crops of ``crop`` px and ``frames`` frames (1 + 4k, so the causal first-frame path and the
     4-frame chunks are both trained) keep a step at about 0.4 s on 2 cores; convolutions do not
@@ -116,11 +138,15 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     ``posterior="sample"`` trains on KL-regularised noisy latents; ``posterior="mode"`` on the
     encoder's mean (what the engine uses) plus a little noise (``latent_noise`` x the latents'
     std), so the decoder tolerates slightly wrong DiT latents. :data:`VAE_PHASES` says why the
-    build uses both.
+    build uses both. ``bank`` (from :func:`_clip_bank`) is shared by the phases of a build:
+    rendering the clips costs minutes on a busy CPU; without it each call renders its own.
     """
+    if steps <= 0:
+        return []
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    bank = _clip_bank(rng, min(bank_size, steps * batch))  # a short run cannot use more clips than it samples
+    if bank is None:
+        bank = _clip_bank(rng, min(bank_size, steps * batch))  # a short run cannot use more clips than it samples
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * (1 - s / steps)))
     vae.train()
@@ -142,7 +168,8 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
                 z = z + latent_noise * z.detach().std() * torch.randn_like(z)
         rec = vae.decode(z).sample
         err = rec - xb
-        # Objects cover ~5% of a frame: without extra weight the decoder first settles on "all black".
+        # On shapes-on-black clips objects cover ~5% of a frame: without extra weight the decoder
+        # first settles on "all black" (on scenes every pixel is foreground: a uniform weight).
         weight = 1.0 + 9.0 * (xb > -0.9).any(dim=1, keepdim=True).float()
         loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
         if posterior == "sample":
@@ -160,39 +187,46 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 
 
 # The VAE's training phases (keyword arguments of :func:`train_vae`; ``seed_offset`` is added to the
-# build seed). Why each one:
-# 1. the sampled, KL-regularised posterior gets out of the early "everything black" plateau quickly
-#    (training on the mean from scratch stalled there), but its noise drowns colour;
-# 2. single full frames on the posterior mean: colours and shapes, cheaply (the causal VAE encodes a
-#    first frame alone, so this also makes condition frames, which are first frames, sharp);
+# build seed). The data are ``scenes.vae_clip``: backgrounds of every training kind, objects of any
+# colour, thin strokes and camera pans, plus a fifth of shapes on black. Why each phase:
+# 1. the sampled, KL-regularised posterior: a short start that keeps the latents well spread
+#    (on the old all-black data it was what left the "everything black" plateau);
+# 2. single full frames on the posterior mean: colours, textures and shapes, cheaply (the causal
+#    VAE encodes a first frame alone, so this also makes condition frames, which are first frames,
+#    sharp); the longest phase because every i2v input goes through this path;
 # 3.-5. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
-#    drifts (colour and shape) after the last trained chunk. Measured on full 33-frame clips:
-#    PSNR per frame 23.1 -> 18.0 dB after phase 4, a flat 22-23.5 dB after phase 5.
+#    drifts (colour and shape) after the last trained chunk.
+# Step counts are sized for a build on 2 shared CPU cores in about 70 minutes (docs/training.md).
 VAE_PHASES: tuple[dict, ...] = (
-    dict(steps=300, posterior="sample", lr=6e-4, seed_offset=0),
-    dict(steps=600, posterior="mode", lr=6e-4, frames=1, crop=64, batch=16, seed_offset=40),
-    dict(steps=300, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4, seed_offset=41),
-    dict(steps=400, posterior="mode", lr=3e-4, frames=17, crop=32, batch=4, seed_offset=42),
-    dict(steps=250, posterior="mode", lr=2e-4, frames=33, crop=32, batch=2, seed_offset=43),
+    dict(steps=60, posterior="sample", lr=6e-4, seed_offset=0),
+    dict(steps=500, posterior="mode", lr=8e-4, frames=1, crop=64, batch=8, seed_offset=40),
+    dict(steps=90, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4, seed_offset=41),
+    dict(steps=70, posterior="mode", lr=3e-4, frames=17, crop=32, batch=4, seed_offset=42),
+    dict(steps=45, posterior="mode", lr=2e-4, frames=33, crop=32, batch=2, seed_offset=43),
 )
 
 
-def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None):
+def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, init=None):
     """The pusa-tiny VAE: every phase of :data:`VAE_PHASES` in order, then the latent statistics.
 
     ``phase_steps`` overrides the number of steps of each phase (same length as ``VAE_PHASES``).
+    ``init`` (a VAE of the same shape) is fine-tuned instead of a fresh one; its latent statistics
+    are kept, so a DiT trained on its latents still reads them in the same normalised space.
     """
     if phase_steps is not None and len(phase_steps) != len(VAE_PHASES):
         raise ValueError(f"phase_steps: expected {len(VAE_PHASES)} numbers, got {len(phase_steps)}")
-    vae = make_vae(seed)
+    vae = init if init is not None else make_vae(seed)
+    total = sum(phase_steps) if phase_steps is not None else sum(p["steps"] for p in VAE_PHASES)
+    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(300, total * 2)))
     for i, phase in enumerate(VAE_PHASES):
         kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
         if phase_steps is not None:
             kwargs["steps"] = phase_steps[i]
         log.info("vae phase %d/%d: %s", i + 1, len(VAE_PHASES), kwargs)
-        train_vae(vae, seed=seed + phase["seed_offset"], **kwargs)
-    set_latent_stats(vae, seed=seed + 1)
+        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, **kwargs)
+    if init is None:
+        set_latent_stats(vae, seed=seed + 1)
     return vae
 
 

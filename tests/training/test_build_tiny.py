@@ -49,3 +49,26 @@ def test_wrong_number_of_vae_phase_steps_is_a_usage_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert f"give {len(tiny.VAE_PHASES)} numbers" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_new_caption_words_keep_the_ids_and_features_of_the_first_vocabulary():
+    tok = tiny.make_tokenizer()
+    assert len(tok) > tiny.FIRST_VOCAB  # the scene clips' camera words were appended
+    first = tiny.make_text_encoder(tiny.FIRST_VOCAB, 0).state_dict()
+    grown = tiny.make_text_encoder(len(tok), 0).state_dict()
+    for name, value in first.items():  # a DiT trained on the first encoder reads the same features
+        assert (grown[name][:value.shape[0]] == value).all(), name
+    assert grown["shared.weight"][tiny.FIRST_VOCAB:].std() > 0.1 * first["shared.weight"].std()
+
+
+def test_vae_fine_tune_starts_from_the_given_weights_and_keeps_its_latent_space(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(tiny, "VAE_PHASES", tuple(dict(p, crop=16, batch=2) for p in tiny.VAE_PHASES))
+    init = tiny.make_vae(5)
+    init.register_to_config(latents_mean=[0.5] * 16, latents_std=[2.0] * 16)
+    before = {k: v.clone() for k, v in init.state_dict().items()}
+    vae = tiny.build_vae(0, phase_steps=(0, 1, 0, 0, 0), init=init)
+    assert vae is init and list(vae.config.latents_mean) == [0.5] * 16 and list(vae.config.latents_std) == [2.0] * 16
+    changed = [k for k, v in vae.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "one fine-tuning step changes the weights"
