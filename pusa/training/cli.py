@@ -130,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``eval``: score a model + VTA LoRA on held-out synthetic cases."""
     p = subparsers.add_parser(
-        "eval", help="score i2v / v2v / keyframes behaviour on held-out synthetic moving-shape cases",
+        "eval", help="score i2v / v2v / keyframes on held-out synthetic cases, and i2v on unseen kinds of picture",
         description="Generates held-out synthetic cases through the engine and measures condition-frame "
                     "PSNR, trajectory error (i2v, v2v extension), keyframe hit and temporal consistency, "
                     "as a table over LoRA alpha x noise multiplier.",
@@ -143,6 +143,10 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
     p.add_argument("--tasks", default=",".join(EVAL_TASKS), help=f"subset of {','.join(EVAL_TASKS)}")
     p.add_argument("--cases", type=int, default=4, help="held-out cases per task")
+    p.add_argument("--ood-cases", type=int, default=2,
+                   help="i2v cases per out-of-distribution kind (fields, photo, studio); 0 skips them")
+    p.add_argument("--vae-cases", type=int, default=4,
+                   help="pictures per kind for the per-kind VAE PSNR (64x64 and 96x64); 0 skips it")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--cfg", type=float, default=1.0, help="guidance scale (1: one forward per step)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the held-out cases and of the noise")
@@ -160,9 +164,12 @@ def run_eval(args: argparse.Namespace) -> int:
     bad = [t for t in tasks if t not in EVAL_TASKS]
     if bad:
         raise InputError(f"tasks: {bad[0]!r} is not allowed; expected a subset of {', '.join(EVAL_TASKS)}")
+    for name in ("ood_cases", "vae_cases"):
+        if getattr(args, name) < 0:
+            raise InputError(f"{name.replace('_', '-')}: {getattr(args, name)} is not allowed; expected 0 or more")
     cfg = EvalConfig(model=args.model or _default_model(), lora=args.lora, alphas=tuple(args.alphas),
                      multipliers=tuple(args.multipliers), tasks=tasks, cases=args.cases, steps=args.steps,
-                     cfg=args.cfg, seed=args.seed)
+                     cfg=args.cfg, seed=args.seed, ood_cases=args.ood_cases, vae_cases=args.vae_cases)
     report = run_evaluation(cfg)
     print(format_table(report, markdown=args.markdown))
     if args.json:

@@ -18,6 +18,22 @@ Metrics (lower is better unless noted):
 * ``end_err`` (px, keyframes): the same at the last frame, the keyframe hit.
 * ``consistency`` (%, higher better): share of frames where the object is present with a plausible
   size (0.4x to 2.5x its true area) and no jump larger than 3x its true per-frame motion + 3 px.
+
+Out of distribution (``ood_cases`` per held-out kind of ``pusa.training.scenes``: smooth
+natural-like ``fields``, ``photo``-like landscapes, the ``studio``'s example pictures; none of them
+is in the training data), i2v only, one named object moving on the picture:
+
+* ``cond_psnr`` (dB): frame 0 against the input picture.
+* ``bg_psnr`` (dB, "background kept"): later frames against the input picture over the background
+  (pixels farther than the object's radius + 2 px from its true centre at frame 0 and at that
+  frame), averaged over the frames. A model that turns the picture into blobs on black scores low.
+* ``traj_err`` (px): the object (pixels that differ from the known background by more than
+  ``CHANGE_LEVEL``) against its captioned path, as above; a frame where that region is tiny, or
+  over 4x the object's area (the picture itself is lost), counts as ``MISSING_PENALTY``.
+
+``vae_psnr`` (per kind and size): a single picture through the VAE (encode, decode), which is
+exactly frame 0 of i2v at multiplier 0 (that latent is kept bit for bit, and the causal decoder's
+first frame depends on nothing after it).
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ import numpy as np
 
 from pusa.family import ModelFamily
 from pusa.tasks import TASKS, get_task
+from pusa.training.scenes import HELD_OUT_KINDS, TRAIN_KINDS, held_out_clip, still_picture
 from pusa.training.synthetic import COLORS, Clip, random_clip
 
 log = logging.getLogger(__name__)
@@ -39,6 +56,7 @@ log = logging.getLogger(__name__)
 MISSING_PENALTY = 32.0
 COLOR_TOLERANCE = 90.0
 FOREGROUND_LEVEL = 80.0
+CHANGE_LEVEL = 60.0  # a pixel this far (max over channels) from the known background is the object
 V2V_POSITIONS = [0, 1, 2]  # extension: the first 9 frames kept, the motion continued
 # Every registered task with conditions is scored; how its case is built follows its input form.
 EVAL_TASKS = tuple(t.name for t in TASKS.values() if t.conditioned)
@@ -57,6 +75,10 @@ class EvalConfig:
     steps: int = 10
     cfg: float = 1.0
     seed: int = 1234
+    ood_cases: int = 2  # i2v cases per held-out kind (0: skip the out-of-distribution set)
+    ood_kinds: tuple[str, ...] = HELD_OUT_KINDS
+    vae_sizes: tuple[tuple[int, int], ...] = ((64, 64), (96, 64))  # (0 sizes: skip the per-kind VAE figure)
+    vae_cases: int = 4  # pictures per kind and size
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,6 +86,14 @@ def held_out_cases(n: int, seed: int, width: int, height: int, frames: int) -> l
     """Single-object clips from a seed range the training data never uses (training: seed + 100)."""
     rng = np.random.default_rng(10_000_019 + seed)
     return [random_clip(rng, width, height, frames, n_objects=1) for _ in range(n)]
+
+
+def ood_cases(n: int, seed: int, width: int, height: int, frames: int,
+              kinds: tuple[str, ...] = HELD_OUT_KINDS) -> list[Clip]:
+    """``n`` i2v cases per held-out kind (the first ``photo`` case is issue 13's navy sky + green
+    ground + red ball picture; ``studio`` cycles through the studio's example pictures)."""
+    rng = np.random.default_rng(20_000_003 + seed)
+    return [held_out_clip(kind, i, rng, width, height, frames) for kind in kinds for i in range(n)]
 
 
 def object_track(frames: np.ndarray, color: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +147,62 @@ def score(generated: np.ndarray, clip: Clip, task: str, cond_frames: list[int]) 
     return out
 
 
+def _object_masks(clip: Clip, shape: tuple[int, int], t: int, margin: float = 2.0) -> np.ndarray:
+    """Pixels within the object's radius + ``margin`` of its true centre at frame 0 or frame ``t``."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    mask = np.zeros((h, w), bool)
+    for obj in clip.objects:
+        for cx, cy in (obj.trajectory[0], obj.trajectory[t]):
+            mask |= (xs - cx) ** 2 + (ys - cy) ** 2 <= (obj.radius + margin) ** 2
+    return mask
+
+
+def score_ood(generated: np.ndarray, clip: Clip) -> dict[str, float]:
+    """Out-of-distribution i2v metrics of one generated video (see the module doc)."""
+    picture = clip.frames[0]
+    bg = clip.static_background if clip.static_background is not None else picture
+    bg_scores, errs = [], []
+    truth = np.asarray(clip.objects[0].trajectory, dtype=np.float64)
+    for t in range(1, len(generated)):
+        keep = ~_object_masks(clip, picture.shape[:2], t)
+        bg_scores.append(psnr(generated[t][keep], picture[keep]))
+        changed = np.abs(generated[t].astype(np.float32) - bg.astype(np.float32)).max(axis=-1) > CHANGE_LEVEL
+        area = math.pi * clip.objects[0].radius ** 2
+        if changed.sum() < 3 or changed.sum() > 4 * area + 20:  # no object, or the picture itself is lost
+            errs.append(MISSING_PENALTY)
+            continue
+        ys, xs = np.nonzero(changed)
+        centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+        errs.append(min(float(np.linalg.norm(centre - truth[t])), MISSING_PENALTY))
+    return {"cond_psnr": psnr(generated[0], picture), "bg_psnr": float(np.mean(bg_scores)),
+            "traj_err": float(np.mean(errs))}
+
+
+def vae_psnr_by_kind(codec: Any, sizes: tuple[tuple[int, int], ...], n: int, seed: int,
+                     kinds: tuple[str, ...] = ("black",) + TRAIN_KINDS + HELD_OUT_KINDS) -> dict[str, dict[str, float]]:
+    """Mean PSNR (dB) of single pictures through ``codec`` (a ``LatentCodec``), per size and kind.
+
+    Keys are ``"WxH"`` then the kind; ``black`` is the moving-shapes world, the ``TRAIN_KINDS`` are
+    what the VAE was trained on, the ``HELD_OUT_KINDS`` never seen.
+    """
+    import torch
+
+    out: dict[str, dict[str, float]] = {}
+    for w, h in sizes:
+        row = {}
+        for kind in kinds:
+            rng = np.random.default_rng(30_000_001 + seed)
+            scores = []
+            for i in range(n):
+                pic = still_picture(kind, rng, w, h, index=i)
+                px = torch.from_numpy(pic).float().div(127.5).sub(1.0).permute(2, 0, 1)[None, :, None]
+                scores.append(psnr(codec.decode(codec.encode(px))[0], pic))
+            row[kind] = float(np.mean(scores))
+        out[f"{w}x{h}"] = row
+    return out
+
+
 def _request(task: str, clip: Clip, multiplier: float, family: ModelFamily) -> tuple[dict, dict, list[int]]:
     """Settings fields, generate() inputs and the pixel frames that are conditions, for one task's form."""
     from PIL import Image
@@ -167,9 +253,39 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
             rows.append(row)
             log.info("alpha %.1f multiplier %.1f: %s", alpha, m,
                      {k: round(v, 2) for k, v in row.items() if "." in k})
-    return {"model": pipe.label, "lora": pipe.lora_paths, "cases": cfg.cases, "steps": cfg.steps, "cfg": cfg.cfg,
-            "seed": cfg.seed, "size": [d.width, d.height, d.frames], "rows": rows,
-            "seconds": round(time.time() - started, 1)}
+    report = {"model": pipe.label, "lora": pipe.lora_paths, "cases": cfg.cases, "steps": cfg.steps, "cfg": cfg.cfg,
+              "seed": cfg.seed, "size": [d.width, d.height, d.frames], "rows": rows}
+    if cfg.ood_cases > 0 and cfg.ood_kinds:
+        report["ood_cases"] = cfg.ood_cases
+        report["ood_rows"] = _ood_rows(pipe, cfg, d)
+    if cfg.vae_sizes and cfg.vae_cases > 0:
+        report["vae_psnr"] = vae_psnr_by_kind(pipe.codec, cfg.vae_sizes, cfg.vae_cases, cfg.seed)
+    report["seconds"] = round(time.time() - started, 1)
+    return report
+
+
+def _ood_rows(pipe: Any, cfg: EvalConfig, d: Any) -> list[dict[str, Any]]:
+    """i2v on the held-out kinds for every alpha x multiplier: per kind, the mean of each metric."""
+    from pusa.settings import GenerationSettings
+
+    cases = ood_cases(cfg.ood_cases, cfg.seed, d.width, d.height, d.frames, cfg.ood_kinds)
+    rows = []
+    for alpha in cfg.alphas:
+        for m in cfg.multipliers:
+            per_kind: dict[str, list[dict[str, float]]] = {k: [] for k in cfg.ood_kinds}
+            for i, clip in enumerate(cases):
+                fields, inputs, _ = _request("i2v", clip, m, pipe.family)
+                settings = GenerationSettings.parse({
+                    "prompt": clip.caption, "steps": cfg.steps, "cfg": cfg.cfg, "lora_alpha": alpha,
+                    "seed": cfg.seed + i, "width": d.width, "height": d.height, "frames": d.frames, **fields})
+                per_kind[clip.background].append(score_ood(pipe.generate(settings, **inputs).frames, clip))
+            row: dict[str, Any] = {"alpha": alpha, "multiplier": m}
+            for kind, scores in per_kind.items():
+                for key in scores[0]:
+                    row[f"{kind}.{key}"] = float(np.mean([s[key] for s in scores]))
+            rows.append(row)
+            log.info("ood alpha %.1f multiplier %.1f: %s", alpha, m, {k: round(v, 2) for k, v in row.items()})
+    return rows
 
 
 COLUMNS = [
@@ -204,4 +320,41 @@ def format_table(report: dict[str, Any], markdown: bool = False) -> str:
         out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in lines]
     out.append(f"({report['model']}; {report['cases']} held-out cases per task, {report['steps']} steps, "
                f"cfg {report['cfg']}, seed {report['seed']}; {report['seconds']} s)")
+    if report.get("ood_rows"):
+        out += ["", _ood_table(report, markdown)]
+    if report.get("vae_psnr"):
+        out += ["", _vae_table(report["vae_psnr"], markdown)]
     return "\n".join(out)
+
+
+def _grid(header: list[str], lines: list[list[str]], markdown: bool) -> list[str]:
+    if markdown:
+        return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                + ["| " + " | ".join(c) + " |" for c in lines])
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    return (["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+            + ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in lines])
+
+
+OOD_METRICS = (("cond_psnr", "frame 0 dB"), ("bg_psnr", "bg kept dB"), ("traj_err", "traj px"))
+
+
+def _ood_table(report: dict[str, Any], markdown: bool) -> str:
+    """i2v on held-out kinds: per kind, frame-0 PSNR, background kept, trajectory error."""
+    rows = report["ood_rows"]
+    kinds = list(dict.fromkeys(k.split(".")[0] for k in rows[0] if "." in k))
+    header = ["alpha", "mult"] + [f"{kind} {label}" for kind in kinds for _, label in OOD_METRICS]
+    lines = [[f"{r['alpha']:.1f}", f"{r['multiplier']:.1f}"] + [f"{r[f'{kind}.{key}']:.1f}" for kind in kinds
+                                                                for key, _ in OOD_METRICS] for r in rows]
+    return "\n".join(_grid(header, lines, markdown) + [
+        f"(i2v out of distribution: {report['ood_cases']} cases per held-out kind, none of them in training)"])
+
+
+def _vae_table(vae: dict[str, dict[str, float]], markdown: bool) -> str:
+    """Per-kind VAE round-trip PSNR = frame 0 of i2v at multiplier 0, per picture size."""
+    sizes = list(vae)
+    kinds = list(vae[sizes[0]])
+    header = ["size"] + [f"{k}{'*' if k in HELD_OUT_KINDS else ''}" for k in kinds]
+    lines = [[size] + [f"{vae[size][k]:.1f}" for k in kinds] for size in sizes]
+    return "\n".join(_grid(header, lines, markdown) + [
+        "(VAE PSNR dB per picture kind = i2v frame 0 at multiplier 0; * = held out, never trained on)"])

@@ -48,7 +48,8 @@ def report():
     from pusa.training.evaluate import EvalConfig, run_evaluation
 
     return run_evaluation(EvalConfig(model=str(BUNDLED_DIR), alphas=(0.0, 1.4), multipliers=(0.2,),
-                                     tasks=("i2v", "keyframes"), cases=2, steps=8))
+                                     tasks=("i2v", "keyframes"), cases=2, steps=8,
+                                     ood_cases=0, vae_cases=0))
 
 
 def _row(report, alpha):
