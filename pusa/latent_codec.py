@@ -5,10 +5,21 @@ its causal cache, but only returns when the whole video is done. Driving the sam
 modules, same cache, same order, so the output is bit-identical) gives a progress report and a
 cancel point after every latent frame, and lets a caller stream pixel chunks to a file instead of
 holding the whole video. Tiled decoding (``--vae-tiling``) keeps diffusers' own path.
+
+Speed (``benchmarks/bench_decode.py``): on a CPU, PyTorch sends a float32 3-D convolution with batch
+1 to its slow im2col kernel (``slow_conv3d``) unless ``N*C*T*H`` of the input exceeds 20480; the Wan
+decoder keeps ``C*H`` nearly constant across its stages, so a small VAE (pusa-tiny, or base_dim 32
+at 128 px) never crosses that line and spends most of its decode there, while a real Wan VAE at
+480p always uses oneDNN. ``conv_backend="onednn"`` calls oneDNN's convolution directly for the
+decoder's convolutions during a decode: the same arithmetic in another summation order, so results
+differ in the last float bits (a uint8 level at most, rarely; measured in the benchmark). It is
+opt-in; the default ``"exact"`` keeps PyTorch's choice and the pinned outputs.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Callable, Iterator
 
 import numpy as np
@@ -19,14 +30,38 @@ from pusa.errors import ModelLoadError
 
 # Called after each decoded latent frame with (done, total); may raise to cancel.
 FrameCallback = Callable[[int, int], None]
+CONV_BACKENDS = ("exact", "onednn")
+
+
+def _onednn_conv_forward(conv: nn.Conv3d, x: torch.Tensor, weight: torch.Tensor,
+                         bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.mkldnn_convolution(x, weight, bias, conv.padding, conv.stride, conv.dilation, conv.groups)
+
+
+@contextmanager
+def _onednn_convs(module: nn.Module) -> Iterator[None]:
+    """Route ``module``'s float32 CPU zero-padded Conv3d layers through oneDNN while inside."""
+    patched = [m for m in module.modules() if isinstance(m, nn.Conv3d) and m.padding_mode == "zeros"
+               and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
+               and "_conv_forward" not in m.__dict__]
+    try:
+        for m in patched:
+            m._conv_forward = partial(_onednn_conv_forward, m)
+        yield
+    finally:
+        for m in patched:
+            m.__dict__.pop("_conv_forward", None)
 
 
 class LatentCodec:
     """The VAE of one model with its per-channel latent normalisation (mean/std from its config)."""
 
-    def __init__(self, vae: nn.Module, device: torch.device):
+    def __init__(self, vae: nn.Module, device: torch.device, conv_backend: str = "exact"):
+        if conv_backend not in CONV_BACKENDS:
+            raise ValueError(f"conv_backend: {conv_backend!r} is not allowed; expected one of {', '.join(CONV_BACKENDS)}")
         self.vae = vae
         self.device = device
+        self.conv_backend = conv_backend  # "onednn": faster small-VAE decode on CPU, not bit-exact (module doc)
         cfg = vae.config
         self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
@@ -89,8 +124,6 @@ class LatentCodec:
     @torch.no_grad()
     def decode_chunks(self, latents: torch.Tensor, callback: FrameCallback | None = None) -> Iterator[np.ndarray]:
         """Yield uint8 pixel frames ``(t, H, W, 3)`` chunk by chunk, one latent frame at a time."""
-        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
-
         vae = self.vae
         z = (latents.float().cpu() * self.std + self.mean).to(self.device, self.dtype)
         n = z.shape[2]
@@ -103,19 +136,28 @@ class LatentCodec:
         if hook is not None and hasattr(hook, "pre_forward"):
             hook.pre_forward(vae)  # accelerate's offload hook, as diffusers' decode would call it
         vae.clear_cache()
+        fast = self.conv_backend == "onednn" and torch.backends.mkldnn.is_available()
         try:
-            x = vae.post_quant_conv(z)
-            for i in range(n):
-                vae._conv_idx = [0]
-                out = vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
-                                  **({"first_chunk": True} if i == 0 else {}))
-                if vae.config.patch_size is not None:
-                    out = unpatchify(out, patch_size=vae.config.patch_size)
-                yield _to_uint8(torch.clamp(out, min=-1.0, max=1.0))
-                if callback is not None:
-                    callback(i + 1, n)
+            with _onednn_convs(vae.decoder) if fast else nullcontext():
+                yield from self._decode_frames(z, n, callback)
         finally:
             vae.clear_cache()
+
+    def _decode_frames(self, z: torch.Tensor, n: int, callback: FrameCallback | None) -> Iterator[np.ndarray]:
+        """diffusers' causal decode loop, one latent frame per iteration (cache reset by the caller)."""
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+        vae = self.vae
+        x = vae.post_quant_conv(z)
+        for i in range(n):
+            vae._conv_idx = [0]
+            out = vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                              **({"first_chunk": True} if i == 0 else {}))
+            if vae.config.patch_size is not None:
+                out = unpatchify(out, patch_size=vae.config.patch_size)
+            yield _to_uint8(torch.clamp(out, min=-1.0, max=1.0))
+            if callback is not None:
+                callback(i + 1, n)
 
     def decode(self, latents: torch.Tensor, callback: FrameCallback | None = None) -> np.ndarray:
         """Normalised latents -> uint8 frames ``(T, H, W, 3)``."""

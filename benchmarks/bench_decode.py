@@ -1,0 +1,126 @@
+"""VAE decode benchmark (issue 13): where a CPU render spends its time, and what oneDNN convolutions save.
+
+Prints one JSON object:
+
+- ``default``: the bundled model's default clip (64x64, 33 frames, 10 steps, its default cfg), total
+  and decode seconds, with the exact decode and with ``conv_backend="onednn"``
+  (``pusa/latent_codec.py``), and how many uint8 pixel values the two decodes disagree on.
+- ``mid``: a mid-size model (DiT dim 512 x 8 layers, Wan VAE base_dim 32, as ``bench_engine.py``'s
+  ``mid``) at 128x128x33: decode seconds and decode share of the total, both backends.
+- ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time share).
+- ``threads`` and ``load_avg`` (1/5/15 min): a shared, busy machine shows here, and a figure measured on
+  one is not an idle-machine figure.
+
+Usage: python benchmarks/bench_decode.py [--model DIR] [--mid-steps 10] [--repeats 2] [--skip-mid] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _timed(pipe, settings: dict, backend: str, repeats: int) -> tuple[dict, np.ndarray]:
+    """Best-of-``repeats`` timings of one request with the given decode backend, and its frames."""
+    from pusa.settings import GenerationSettings
+
+    pipe.codec.conv_backend = backend
+    pipe.generate(GenerationSettings.parse({**settings, "steps": 1}))  # warm-up
+    best, frames = None, None
+    for _ in range(repeats):
+        result = pipe.generate(GenerationSettings.parse(settings))
+        if best is None or result.timings["total"] < best["total"]:
+            best, frames = result.timings, result.frames
+    total, decode = best["total"], best["decode"]
+    return {"total_s": round(total, 3), "decode_s": round(decode, 3), "denoise_s": round(best["denoise"], 3),
+            "decode_share": round(decode / total, 3)}, frames
+
+
+def _compare(pipe, settings: dict, repeats: int) -> dict:
+    exact, a = _timed(pipe, settings, "exact", repeats)
+    onednn, b = _timed(pipe, settings, "onednn", repeats)
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    pipe.codec.conv_backend = "exact"
+    return {"exact": exact, "onednn": onednn, "decode_speedup": round(exact["decode_s"] / onednn["decode_s"], 2),
+            "uint8_max_diff": int(diff.max()), "uint8_values_differing": round(float((diff > 0).mean()), 6)}
+
+
+def bench_default(model: str | None, repeats: int) -> tuple[dict, object]:
+    from pusa.bundled import default_model_dir
+    from pusa.pipeline import PusaPipeline
+
+    pipe = PusaPipeline.from_pretrained(model or default_model_dir(), device="cpu")
+    d = pipe.defaults
+    settings = {"prompt": "a large red circle moving right slow", "task": "t2v", "steps": 10, "seed": 0,
+                "width": d.width, "height": d.height, "frames": d.frames}
+    return {"model": pipe.label, "size": f"{d.width}x{d.height}", "frames": d.frames, "steps": 10,
+            **_compare(pipe, settings, repeats)}, pipe
+
+
+def bench_mid(steps: int, repeats: int) -> dict:
+    from pusa.pipeline import PusaPipeline
+    from pusa.testing import layouts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "mid"
+        old_dit, old_vae = dict(layouts.TINY_DIT), layouts.TINY_VAE_BASE_DIM
+        layouts.TINY_DIT.update(dict(num_attention_heads=8, attention_head_dim=64, ffn_dim=1536, num_layers=8,
+                                    text_dim=32, freq_dim=256))
+        layouts.TINY_VAE_BASE_DIM = 32
+        try:
+            layouts.write_tiny_diffusers(root)
+        finally:
+            layouts.TINY_DIT.clear()
+            layouts.TINY_DIT.update(old_dit)
+            layouts.TINY_VAE_BASE_DIM = old_vae
+        pipe = PusaPipeline.from_pretrained(root, device="cpu")
+        settings = {"prompt": "a red ball bounces", "task": "t2v", "size": "128x128", "frames": 33, "steps": steps,
+                    "seed": 0}
+        return {"size": "128x128", "frames": 33, "steps": steps, "vae_base_dim": 32, **_compare(pipe, settings, repeats)}
+
+
+def profile_decode(pipe, top: int = 8) -> list[dict]:
+    """Self-CPU share of the top operators in one exact decode of a default-size latent."""
+    from torch.profiler import ProfilerActivity, profile
+
+    d = pipe.defaults
+    z = torch.randn(pipe.family.latent_shape(d.width, d.height, d.frames), generator=torch.Generator().manual_seed(0))
+    pipe.codec.conv_backend = "exact"
+    pipe.codec.decode(z)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        pipe.codec.decode(z)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in events[:top]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="model folder (default: the bundled pusa-tiny)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--mid-steps", type=int, default=10)
+    p.add_argument("--skip-mid", action="store_true")
+    p.add_argument("--profile", action="store_true")
+    a = p.parse_args(argv)
+    out: dict = {"threads": torch.get_num_threads(), "load_avg_before": [round(v, 2) for v in os.getloadavg()]}
+    started = time.perf_counter()
+    out["default"], pipe = bench_default(a.model, a.repeats)
+    if a.profile:
+        out["profile"] = profile_decode(pipe)
+    if not a.skip_mid:
+        out["mid"] = bench_mid(a.mid_steps, a.repeats)
+    out["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
