@@ -53,7 +53,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "height": ("Height", "높이"),
     "frames": ("Frames (4k+1; empty = model default)", "프레임 수 (4k+1, 비우면 모델 기본값)"),
     "model_default": ("model default", "모델 기본값"),
-    "fps": ("FPS", "FPS"),
+    "fps": ("FPS (empty = model default)", "FPS (비우면 모델 기본값)"),
     "cfg": ("CFG (guidance)", "CFG (가이던스)"),
     "fit": ("Fit inputs", "입력 맞춤"),
     "generate": ("Generate", "생성"),
@@ -79,8 +79,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "help_lora_alpha_low": (str(_F["lora_alpha_low"].description), "Wan2.2 전용: 저노이즈 전문가의 알파"),
     "help_steps": (str(_F["steps"].description), "스텝이 많을수록 디테일이 늘고 시간은 비례해서 늘어납니다."),
     "help_cond_positions": (
-        "Latent frame index of each image, comma-separated (e.g. 0,20 for 81 frames: first and last).",
-        "각 이미지의 잠재 프레임 번호, 쉼표로 구분 (예: 81프레임에서 0,20 = 처음과 끝)."),
+        "Latent frame index of each image, comma-separated; the example shows this model's first and last slot.",
+        "각 이미지의 잠재 프레임 번호, 쉼표로 구분. 예시는 이 모델의 처음과 마지막 슬롯입니다."),
     "help_noise_multipliers": (str(_F["noise_multipliers"].description),
                                "조건마다 하나, 0..1: 낮을수록 조건에 충실, 높을수록 자유롭게."),
     "help_v2v_positions": (
@@ -92,8 +92,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "help_seed": (str(_F["seed"].description), "비우거나 -1이면 무작위이며, 사용된 시드가 표시됩니다."),
     "help_cfg": (str(_F["cfg"].description), "분류기 없는 가이던스 배율. 1 = 스텝당 한 번 계산."),
     "help_negative": (str(_F["negative_prompt"].description), "피하고 싶은 내용 (cfg > 1일 때 사용)."),
-    "help_frames": ("4k+1 pixel frames (81 = 21 latent frames); empty = the model's default.",
-                    "4k+1 픽셀 프레임 (81 = 잠재 21프레임). 비우면 모델 기본값."),
+    "help_frames": ("4k+1 pixel frames; beyond the model's window the video is made of several windows. "
+                    "Empty = the model's default.",
+                    "4k+1 픽셀 프레임. 모델 윈도우보다 길면 여러 윈도우로 만듭니다. 비우면 모델 기본값."),
     "help_size": ("Width and height, multiples of 16; empty = the model's default.",
                   "너비와 높이, 16의 배수. 비우면 모델 기본값."),
     "help_fit": (str(_F["fit"].description), "다른 비율의 입력 맞춤: crop(가운데 자르기) 또는 letterbox."),
@@ -119,8 +120,59 @@ TEXT: dict[str, tuple[str, str]] = {
     "ph_waiting": ("starting", "시작"),
     "tl_slot": ("latent slot", "잠재 슬롯"),
     "tl_pixels": ("pixel frames", "픽셀 프레임"),
-    "tl_pins": ("Image {n} pins latent slot {pos} = pixel frames {first}–{last}, multiplier {mult}",
-                "이미지 {n} → 잠재 슬롯 {pos} = 픽셀 프레임 {first}–{last}, 배율 {mult}"),
+    "tl_pins": ("Keyframe {n} pins latent slot {pos} = pixel frames {first}–{last}, multiplier {mult}",
+                "키프레임 {n} → 잠재 슬롯 {pos} = 픽셀 프레임 {first}–{last}, 배율 {mult}"),
+    "tl_no_image": ("Position {k} ({pos}): no image for it ({n} uploaded); add an image or remove the position",
+                    "위치 {k} ({pos}): 해당 이미지가 없습니다 ({n}개 업로드됨). 이미지를 추가하거나 위치를 지우세요"),
+    "tl_outside": ("Keyframe {n}: {pos} is outside 0 to {last} ({frames} frames = {slots} latent slots)",
+                   "키프레임 {n}: {pos}은(는) 0~{last} 범위 밖입니다 ({frames}프레임 = 잠재 슬롯 {slots}개)"),
+    # length and long video
+    "seconds": ("…or seconds", "…또는 초"),
+    "help_seconds": ("Type a length in seconds: the frames box gets the nearest length the model can make.",
+                     "초 단위 길이를 입력하면 모델이 만들 수 있는 가장 가까운 프레임 수로 바뀝니다."),
+    "duration": ("{frames} frames at {fps} fps = {secs:.1f} s", "{frames}프레임, {fps} fps = {secs:.1f}초"),
+    "long_video": ("Long video: windows and a prompt per window", "긴 영상: 윈도우와 윈도우별 프롬프트"),
+    "prompts": ("Prompts per window (one per line)", "윈도우별 프롬프트 (한 줄에 하나)"),
+    "help_prompts": ("Line 1 goes to window 1, line 2 to window 2, …; the last line repeats. Empty: the prompt "
+                     "above for every window.",
+                     "1번째 줄은 윈도우 1, 2번째 줄은 윈도우 2 …; 마지막 줄이 반복됩니다. 비우면 위 프롬프트를 모든 윈도우에 사용."),
+    "window": ("Window (latent frames)", "윈도우 (잠재 프레임)"),
+    "help_window": ("Latent frames per window; empty = the model's native window.",
+                    "윈도우당 잠재 프레임 수. 비우면 모델 기본 윈도우."),
+    "overlap": ("Overlap (latent frames)", "겹침 (잠재 프레임)"),
+    "help_overlap": ("Latent frames each window takes over from the previous one; empty = about a fifth of the "
+                     "window.", "각 윈도우가 이전 윈도우에서 이어받는 잠재 프레임 수. 비우면 윈도우의 약 1/5."),
+    "overlap_multipliers": ("Overlap multipliers", "겹침 배율"),
+    "help_overlap_multipliers": ("One per overlap frame, 0..1; empty = 0 (kept exactly).",
+                                 "겹침 프레임마다 하나, 0..1. 비우면 0 (그대로 유지)."),
+    "color_match": ("Match colours between windows", "윈도우 간 색 맞춤"),
+    "help_color_match": ("Against colour drift; switch off when the prompts change the colours on purpose.",
+                         "색 드리프트 방지. 프롬프트가 일부러 색을 바꾸면 끄세요."),
+    "plan": ("Windows", "윈도우"),
+    "plan_span": ("{n} window(s) over {total} latent frames ({frames} frames)",
+                  "윈도우 {n}개, 잠재 프레임 {total}개 ({frames}프레임)"),
+    "plan_window": ("Window {n}", "윈도우 {n}"),
+    "plan_row": ("Window {n}: frames {first}–{last} (latent {start}–{stop})",
+                 "윈도우 {n}: 프레임 {first}–{last} (잠재 {start}–{stop})"),
+    "plan_bad_overlap": ("Overlap {overlap} must be less than the window ({window})",
+                         "겹침 {overlap}은(는) 윈도우({window})보다 작아야 합니다"),
+    "plan_too_many": ("{n} windows; at most {max}: use a larger window or fewer frames",
+                      "윈도우 {n}개. 최대 {max}개: 윈도우를 키우거나 프레임을 줄이세요"),
+    "extend_by": ("Extend by (new frames, multiple of 4)", "연장 (새 프레임 수, 4의 배수)"),
+    "help_extend": ("Keep the whole input video and add this many new frames after it; leave the positions "
+                    "empty. Empty = ordinary video-to-video.",
+                    "입력 비디오 전체를 유지하고 그 뒤에 새 프레임을 추가합니다. 위치는 비워 두세요. 비우면 일반 비디오→비디오."),
+    "extend": ("Extend this video", "이 영상 연장"),
+    "not_queued": ("Not queued: {reason}", "대기열에 넣지 못했습니다: {reason}"),
+    "bad_image": ("This file is not an image we can read: PNG, JPEG, WebP.",
+                  "읽을 수 있는 이미지가 아닙니다: PNG, JPEG, WebP 파일을 올려 주세요."),
+    "bad_video": ("This file is not a video we can read: MP4, WebM, MOV.",
+                  "읽을 수 있는 비디오가 아닙니다: MP4, WebM, MOV 파일을 올려 주세요."),
+    "no_video": ("This job has no finished video (any more); pick one that succeeded.",
+                 "이 작업에는 완료된 영상이 (더 이상) 없습니다. 성공한 작업을 고르세요."),
+    "continue_title": ("Cannot continue", "이어서 할 수 없음"),
+    "last_frame_image": ("Use last frame as image", "마지막 프레임을 이미지로"),
+    "as_keyframe": ("Use last frame as keyframe", "마지막 프레임을 키프레임으로"),
 }
 
 
@@ -135,6 +187,14 @@ def lang_of(accept_language: str | None) -> str:
     """'ko' when the browser prefers Korean, else 'en'."""
     first = (accept_language or "").split(",")[0].strip().lower()
     return "ko" if first.startswith("ko") else "en"
+
+
+def request_lang(request: object) -> str:
+    """The language of a Gradio request (its Accept-Language); English when it has none."""
+    try:
+        return lang_of(request.headers.get("accept-language")) if request is not None else "en"  # type: ignore[attr-defined]
+    except Exception:  # a request without headers (e.g. an API client): default language
+        return "en"
 
 
 def say(key: str, lang: str = "en", **fmt: object) -> str:

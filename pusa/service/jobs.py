@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from pusa.errors import ModelUnavailable
+from pusa.errors import ModelUnavailable, SettingsError
 from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
@@ -201,6 +201,7 @@ class JobService:
             if video is not None:
                 path = self._stage(video)
                 staged.append(uploads.check_video(path, video.field, limits, video.filename))
+                self._check_video_positions(settings, path)
                 path = None
         except BaseException:
             uploads.discard(staged)
@@ -225,6 +226,25 @@ class JobService:
         log.info("queued job %s (%s)", job_id, settings.task)
         self.worker.wake()
         return job
+
+    def _check_video_positions(self, settings: GenerationSettings, path: Path) -> None:
+        """Refuse, before queueing, positions the input video is too short for (the job would fail later).
+
+        Only with the model loaded (its family maps positions to frames); an extension keeps the
+        input's own last frames and needs no positions of it.
+        """
+        family = self.model_family
+        positions = settings.cond_positions or []
+        if family is None or not positions or settings.extend is not None:
+            return
+        from pusa.media import video_info
+
+        have = int(video_info(path)["frames"])
+        need = family.frames_needed(max(positions))
+        if have < need:
+            last = family.latent_frames(have) - 1
+            raise SettingsError.single("cond_positions", f"position {max(positions)} needs at least {need} frames of "
+                                                         f"the input video; it has {have} (positions 0 to {last})")
 
     def _check_queue_room(self) -> None:
         """Refuse early (before copying uploads) when the queue is full; store.create checks again atomically."""

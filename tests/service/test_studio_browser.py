@@ -166,7 +166,8 @@ def test_multi_frame_tab_with_timeline(page, inputs, shoot) -> None:
     textbox(page, "keyframes-noise_multipliers").fill("0.2,0.5")
     expect(page.locator("#keyframes-mult-1 input[type=number]").first).to_have_value("0.5", timeout=10_000)
     timeline = page.locator("#keyframes-timeline")
-    expect(timeline).to_contain_text("Image 2 pins latent slot 1 = pixel frames 1–4, multiplier 0.5", timeout=10_000)
+    expect(timeline).to_contain_text("Keyframe 2 pins latent slot 1 = pixel frames 1–4, multiplier 0.5",
+                                     timeout=10_000)
     textbox(page, "keyframes-prompt").fill("the sun climbs into the sky")
     set_number(page, "keyframes-steps", "5")
     generate_and_check(page, "keyframes")
@@ -246,7 +247,8 @@ def test_opening_more_settings_and_changing_nothing_still_generates(page, inputs
         textbox(page, "v2v-cond_positions").fill("0,1")  # the 9-frame clip has 3 latent frames
     textbox(page, f"{task}-prompt").fill(f"defaults for {task}")
     page.locator(f"#{task}-more").get_by_text("More settings").click()
-    for name in ("width", "height", "frames"):
+    page.locator(f"#{task}-long").get_by_text("Long video").click()
+    for name in ("width", "height", "frames", "fps", "window", "overlap", "overlap_multipliers", "prompts"):
         box = textbox(page, f"{task}-{name}")
         box.wait_for(state="visible", timeout=10_000)
         assert box.input_value() == "", f"{name} shows {box.input_value()!r} instead of staying empty"
@@ -263,3 +265,45 @@ def test_steps_out_of_range_says_the_range_and_keeps_the_value(page, typed: str)
     err.wait_for(state="visible", timeout=15_000)
     assert "from 1 to 50" in err.inner_text() and typed in err.inner_text()
     assert page.locator("#t2v-steps input[type=number]").first.input_value() == typed
+
+
+def api_job(server, job_id: str) -> dict:
+    return httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=30).json()
+
+
+def test_long_video_with_three_prompts_then_extend_the_result(page, server) -> None:
+    """25 frames on the 9-frame test model: three windows, a prompt each, drawn before generating;
+    then "Extend" on the result queues a v2v extension of it in the video tab."""
+    open_tab(page, "t2v")
+    textbox(page, "t2v-prompt").fill("a boat at sea")
+    textbox(page, "t2v-frames").fill("25")
+    expect(page.locator("#t2v-duration")).to_contain_text("25 frames at", timeout=10_000)
+    page.locator("#t2v-long").get_by_text("Long video").click()
+    box = textbox(page, "t2v-prompts")
+    box.fill("the boat leaves the harbour\nthe boat crosses open sea\nthe boat reaches the island")
+    box.press("Tab")
+    plan = page.locator("#t2v-plan .pusa-plan")
+    expect(plan).to_have_attribute("data-windows", "3", timeout=10_000)
+    expect(page.locator("#t2v-plan li[data-window='3']")).to_contain_text("the boat reaches the island")
+    set_number(page, "t2v-steps", "2")
+    generate_and_check(page, "t2v")
+    job_id = page.locator("#t2v-status-box").get_attribute("data-job")
+    done = api_job(server, job_id)
+    assert [w["prompt"] for w in done["windows"]] == ["the boat leaves the harbour", "the boat crosses open sea",
+                                                       "the boat reaches the island"]
+    # Extend: the video tab takes the result and runs the extension at once
+    page.locator("#t2v-extend-video").click()
+    page.locator("#v2v-generate").wait_for(state="visible", timeout=10_000)
+    expect(textbox(page, "v2v-extend")).to_have_value("8", timeout=10_000)
+    deadline = time.time() + 90
+    status = None
+    while time.time() < deadline:
+        status = page.locator("#v2v-status-box").get_attribute("data-status")
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    assert status == "succeeded", page.locator("#v2v-status").inner_text()
+    ext = api_job(server, page.locator("#v2v-status-box").get_attribute("data-job"))
+    assert ext["task"] == "v2v" and ext["settings"]["extend"] == 8 and ext["resolved_settings"]["frames"] > 8
+    page.wait_for_function("() => { const v = document.querySelector('#v2v-video video'); return v && v.duration > 0; }",
+                           timeout=30_000)

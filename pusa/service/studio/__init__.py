@@ -49,7 +49,7 @@ def mount_studio(service: JobService, config: ServiceConfig, cache_dir: Path | N
     """
     cache = cache_dir or studio_cache_dir(config)
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
-    files = InputFiles(cache, config.data_dir / "examples")
+    files = InputFiles(cache, config.data_dir / "examples", config.limits)
     demo = StudioPage(service, config.data_dir, files).build()
     demo.max_threads = FOLLOWING_TABS
     demo.queue(default_concurrency_limit=None)

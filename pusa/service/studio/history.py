@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from pusa.service.jobs import JobConflict, JobNotFound, JobService
-from pusa.service.store import SUCCEEDED
-from pusa.service.studio.forms import TaskTab, fill_from_job
+from pusa.service.store import SUCCEEDED, QueueFull, StorageError
+from pusa.service.studio.forms import BUTTON_IDS, TaskTab, fill_from_job
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.render import T
 
@@ -19,8 +20,16 @@ GALLERY_VIDEOS = 24
 HEADERS = ["id", "status", "task", "prompt", "seed", "created"]
 
 
+@dataclass
+class HistoryView:
+    """What other rooms wire to: the selected job's id and the buttons that continue from its video."""
+
+    selected: Any
+    continuations: dict[str, Any]
+
+
 def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_tabs: dict[str, TaskTab],
-                  files: InputFiles, data_dir: Path) -> None:
+                  files: InputFiles, data_dir: Path) -> HistoryView:
     """Lay out the tab and wire it; ``task_tabs`` receive a job's settings on "reuse"."""
     ids_state = gr.State([])
     gallery_ids = gr.State([])
@@ -38,6 +47,9 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
                 reuse = gr.Button(T("reuse"), elem_id="history-reuse")
                 resubmit = gr.Button(T("resubmit"), elem_id="history-resubmit")
                 delete = gr.Button(T("delete"), variant="stop", elem_id="history-delete")
+            with gr.Row():
+                continuations = {key: gr.Button(T(key), size="sm", elem_id=f"history-{BUTTON_IDS[key]}")
+                                 for key in BUTTON_IDS}
             note = gr.Markdown("", elem_id="history-note")
 
     def load() -> list[Any]:
@@ -90,7 +102,7 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
             return ["", *load(), *show(None)]
         try:
             job = service.resubmit(job_id)
-        except (JobNotFound, JobConflict) as e:
+        except (JobNotFound, JobConflict, QueueFull, StorageError) as e:
             return [f"⚠ {e}", *load(), *show(job_id)]
         return [f"queued job `{job.id}` (from `{job_id}`)", *load(), *show(job.id)]
 
@@ -106,3 +118,4 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
         return [f"{action}: `{job_id}`", *load(), *show(None if action == "deleted" else job_id)]
 
     delete.click(delete_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)
+    return HistoryView(selected, continuations)

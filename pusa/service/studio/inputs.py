@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pusa.atomic import atomic_file
+from pusa.service.config import UploadLimits
 from pusa.service.uploads import UploadRejected
 
 NOT_RECEIVED = "this file was not uploaded through this page; upload it again"
@@ -33,8 +35,9 @@ MAX_JSON_BYTES = 8 * 1024 * 1024  # a studio request is settings and file refere
 class InputFiles:
     """The folders a job input may come from: Gradio's upload cache (``cache_dir``) and the examples."""
 
-    def __init__(self, cache_dir: Path, examples_dir: Path):
+    def __init__(self, cache_dir: Path, examples_dir: Path, limits: UploadLimits | None = None):
         cache_dir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or UploadLimits()  # what an upload may be (the page checks on arrival)
         self.cache_dir = cache_dir
         self.examples_dir = examples_dir
         self._roots = (Path(os.path.realpath(cache_dir)), Path(os.path.realpath(examples_dir)))
@@ -76,6 +79,29 @@ class InputFiles:
             Path(tmp).unlink(missing_ok=True)
             return None
         os.replace(tmp, dest)
+        return str(dest)
+
+
+    def last_frame(self, video: str | Path) -> str | None:
+        """The last frame of one of our videos as a PNG in the cache (None when it cannot be read)."""
+        import av
+
+        digest = hashlib.sha256(str(video).encode()).hexdigest()[:16]
+        dest = self.cache_dir / "reuse" / digest / "last-frame.png"
+        if dest.is_file():
+            return str(dest)
+        try:
+            with av.open(str(video)) as container:
+                frame = None
+                for frame in container.decode(video=0):
+                    pass
+            if frame is None:
+                return None
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(dest) as tmp:
+                frame.to_image().save(tmp, format="PNG")
+        except Exception:  # noqa: BLE001 - an unreadable video: the caller says so in a sentence
+            return None
         return str(dest)
 
 

@@ -12,16 +12,20 @@ from typing import Any
 
 import gradio as gr
 
+from pusa.family import WAN21, ModelFamily
 from pusa.service.jobs import JobService
+from pusa.service.studio.continuation import ContinuationSource, wire_continuations
 from pusa.service.studio.examples import add_examples, write_examples
-from pusa.service.studio.forms import ERR_BOX, TASK_FORMS, TaskTab, form_of
+from pusa.service.studio.forms import BUTTON_IDS, ERR_BOX, TASK_FORMS, TaskTab, form_of, video_positions
 from pusa.service.studio.history import build_history
 from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.keyframes import positions_placeholder
+from pusa.service.studio.length import build_length, frames_placeholder, wire_length
 from pusa.service.studio.polling import JobFollower, wire_task_tab
 from pusa.service.studio.render import T, model_status_html, status_html
 from pusa.settings import DEFAULT_NEGATIVE_PROMPT
+from pusa.windows import default_overlap
 
-FALLBACK_FRAMES = 81  # the timeline's length until the model has loaded and says its own
 SIZE_PRESETS = {"model default": (None, None), "832x480 (480p)": (832, 480), "480x832 (480p portrait)": (480, 832),
                 "1280x720 (720p)": (1280, 720), "720x1280 (720p portrait)": (720, 1280), "512x512": (512, 512),
                 "64x64 (tiny)": (64, 64), "custom": (None, None)}
@@ -37,9 +41,9 @@ class StudioPage:
         self.follower = JobFollower(service)
         self.tabs: dict[str, TaskTab] = {}
 
-    def model_frames(self) -> int:
-        defaults = self.service.model_defaults
-        return defaults.frames if defaults is not None else FALLBACK_FRAMES
+    def family(self) -> ModelFamily:
+        """The loaded model's family; Wan2.1's until it has loaded (the page redraws its hints then)."""
+        return self.service.model_family or WAN21
 
     def build(self) -> gr.Blocks:
         write_examples(self.files.examples_dir)
@@ -53,18 +57,50 @@ class StudioPage:
                     with gr.Tab(T(f"tab_{task}"), id=task, elem_id=f"tab-{task}"):
                         self._task_tab(task)
                 with gr.Tab(T("tab_history"), id="history", elem_id="tab-history") as history_tab:
-                    build_history(self.service, tabs, history_tab, self.tabs, self.files, self.data_dir)
-            alpha_lows = [t.inputs["lora_alpha_low"] for t in self.tabs.values()]
-
-            def tick() -> list[Any]:
-                wan22 = self.service.model_is_wan22
-                return [model_status_html(self.service.model_snapshot()),
-                        gr.Timer(active=not self.service.model_settled),
-                        *[gr.update(visible=wan22) for _ in alpha_lows]]
-
-            timer.tick(tick, None, [model_status, timer, *alpha_lows], show_progress="hidden", queue=False)
-            demo.load(tick, None, [model_status, timer, *alpha_lows], show_progress="hidden", queue=False)
+                    history = build_history(self.service, tabs, history_tab, self.tabs, self.files, self.data_dir)
+            sources = [ContinuationSource(t.job_state, t.continuations) for t in self.tabs.values()]
+            wire_continuations(self.service, self.files, self.family, tabs, self.tabs,
+                               [*sources, ContinuationSource(history.selected, history.continuations)])
+            self._wire_model_hints(demo, timer, model_status)
         return demo
+
+    def _wire_model_hints(self, demo: gr.Blocks, timer: gr.Timer, model_status: Any) -> None:
+        """The banner while the model loads, then every hint that depends on the model: placeholders,
+        the keyframe timeline, the window plan (at page load and once loading has ended)."""
+        alpha_lows = [t.inputs["lora_alpha_low"] for t in self.tabs.values()]
+        hinted: list[tuple[str, Any]] = []
+        for t in self.tabs.values():
+            hinted += [("frames", t.inputs["frames"]), ("fps", t.inputs["fps"]), ("width", t.inputs["width"]),
+                       ("height", t.inputs["height"]), ("window", t.inputs["window"]),
+                       ("overlap", t.inputs["overlap"])]
+            if t.keyframes is not None:
+                hinted.append(("positions", t.keyframes.positions_text))
+        v2v_positions = [t.inputs["cond_positions"] for t in self.tabs.values() if TASK_FORMS[t.task] == "video"]
+
+        def hints(*v2v_values: Any) -> list[Any]:
+            fam = self.family()
+            d = fam.defaults
+            text = {"frames": frames_placeholder(fam), "fps": str(d.fps), "width": str(d.width), "height": str(d.height),
+                    "window": str(fam.native_latent_frames), "overlap": str(default_overlap(fam.native_latent_frames)),
+                    "positions": positions_placeholder(fam)}
+            ups = [gr.update(placeholder=text[kind]) for kind, _ in hinted]
+            fallback = video_positions(WAN21)
+            ups += [gr.update(value=video_positions(fam)) if not (v or "").strip() or v == fallback else gr.update()
+                    for v in v2v_values]
+            return ups
+
+        def tick(*v2v_values: Any) -> list[Any]:
+            wan22 = self.service.model_is_wan22
+            return [model_status_html(self.service.model_snapshot()), gr.Timer(active=not self.service.model_settled),
+                    *[gr.update(visible=wan22) for _ in alpha_lows], *hints(*v2v_values)]
+
+        outputs = [model_status, timer, *alpha_lows, *[c for _, c in hinted], *v2v_positions]
+        for trigger in (timer.tick, demo.load):
+            dep = trigger(tick, v2v_positions, outputs, show_progress="hidden", queue=False)
+            for t in self.tabs.values():
+                dep = dep.then(*t.redraw, show_progress="hidden", queue=False, preprocess=False)
+                if t.keyframes is not None:
+                    dep = dep.then(*t.keyframes.redraw, show_progress="hidden", queue=False, preprocess=False)
 
     def _task_tab(self, task: str) -> None:
         tab = TaskTab(task, form_of(task))
@@ -73,11 +109,12 @@ class StudioPage:
         tab.seed_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                tab.form.build_media(tab, self.files, self.model_frames)
+                tab.form.build_media(tab, self.files, self.family)
                 tab.inputs["prompt"] = gr.Textbox(label=T("prompt"), placeholder=T("prompt_ph"), lines=2,
                                                   elem_id=f"{task}-prompt")
                 tab.errors["prompt"] = tab.error_box("prompt")
-                tab.form.build_conditions(tab)
+                tab.form.build_conditions(tab, self.family)
+                tab.length = build_length(task, tab.inputs, tab.errors, tab.error_box, self.family)
                 _shared_parameters(tab)
                 with gr.Row():
                     tab.generate = gr.Button(T("generate"), variant="primary", elem_id=f"{task}-generate")
@@ -92,8 +129,14 @@ class StudioPage:
                     tab.download = gr.DownloadButton(T("download"), visible=False, elem_id=f"{task}-download")
                     tab.reuse = gr.Button(T("reuse"), visible=False, elem_id=f"{task}-reuse")
                     tab.reuse_seed = gr.Button(T("reuse_seed"), visible=False, elem_id=f"{task}-reuse-seed")
+                with gr.Row():
+                    for key in BUTTON_IDS:
+                        tab.continuations[key] = gr.Button(T(key), visible=False, size="sm",
+                                                           elem_id=f"{task}-{BUTTON_IDS[key]}")
         add_examples(tab, self.files.examples_dir)
         tab.form.wire(tab)
+        tab.redraw = wire_length(tab.length, tab.inputs["fps"], tab.inputs["prompt"], tab.form.anchor_inputs(tab),
+                                 tab.form.anchors, self.family)
         wire_task_tab(tab, self.service, self.files, self.data_dir, self.follower)
 
 
@@ -117,7 +160,8 @@ def _shared_parameters(tab: TaskTab) -> None:
                                            elem_id=f"{task}-seed")
             tab.inputs["cfg"] = gr.Slider(1.0, 20.0, value=5.0, step=0.5, label=T("cfg"), info=T("help_cfg"),
                                           elem_id=f"{task}-cfg")
-            tab.inputs["fps"] = gr.Number(16, label=T("fps"), info=T("help_fps"), precision=0, elem_id=f"{task}-fps")
+            # a text box: empty means the model's own rate (a number box cannot stay empty)
+            tab.inputs["fps"] = gr.Textbox("", label=T("fps"), info=T("help_fps"), elem_id=f"{task}-fps")
         tab.errors["seed"] = tab.error_box("seed")
         with gr.Row():
             size = gr.Dropdown(list(SIZE_PRESETS), value="model default", label=T("size"), info=T("help_size"),
@@ -127,10 +171,7 @@ def _shared_parameters(tab: TaskTab) -> None:
                                              elem_id=f"{task}-width")
             tab.inputs["height"] = gr.Textbox("", label=T("height"), placeholder=T("model_default"),
                                               elem_id=f"{task}-height")
-            tab.inputs["frames"] = gr.Textbox("", label=T("frames"), info=T("help_frames"),
-                                              placeholder=T("model_default"), elem_id=f"{task}-frames")
         tab.errors["size"] = tab.error_box("size")
-        tab.errors["frames"] = tab.error_box("frames")
         if tab.form.takes_files:
             tab.inputs["fit"] = gr.Radio(["crop", "letterbox"], value="crop", label=T("fit"), info=T("help_fit"),
                                          elem_id=f"{task}-fit")

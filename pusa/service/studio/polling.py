@@ -16,23 +16,17 @@ from typing import Any, AsyncIterator
 import gradio as gr
 
 from pusa.errors import ModelUnavailable, SettingsError
-from pusa.service.i18n import lang_of, say
+from pusa.service.i18n import request_lang, say
 from pusa.service.jobs import JobConflict, JobNotFound, JobService
-from pusa.service.store import FAILED, SUCCEEDED, Job
-from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors
+from pusa.service.store import FAILED, SUCCEEDED, Job, QueueFull, StorageError
+from pusa.service.studio.checks import plain_message
+from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors, show_general
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.render import status_html
 from pusa.service.uploads import UploadRejected
 
 POLL_SECONDS = 0.25
 READ_THREADS = 2
-
-
-def request_lang(request: gr.Request | None) -> str:
-    try:
-        return lang_of(request.headers.get("accept-language")) if request is not None else "en"
-    except Exception:  # a request without headers (e.g. an API client): default language
-        return "en"
 
 
 class JobFollower:
@@ -69,8 +63,9 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
     """Attach Generate (submit, then follow the job live), Cancel, and the two Reuse buttons."""
     names = tab.names
     err_boxes = list(tab.errors.values())
+    continuations = list(tab.continuations.values())
     outputs = [tab.status, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
-               tab.job_state, tab.seed_state, *err_boxes]
+               tab.job_state, tab.seed_state, *continuations, *err_boxes]
 
     def submit(vals: dict[str, Any]) -> Job:
         raw, images, video = collect(tab, vals, files, service.model_is_wan22)
@@ -85,14 +80,14 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
             yield show_errors(tab, [(p.field, p.message) for p in e.problems], lang, cleared)
             return
         except UploadRejected as e:
-            yield show_errors(tab, [(e.field, e.message)], lang, cleared)
+            yield show_errors(tab, [(e.field, plain_message(e.message, lang))], lang, cleared)
             return
-        except ModelUnavailable as e:
-            yield show_errors(tab, [("model", str(e))], lang, cleared)
+        except (ModelUnavailable, QueueFull, StorageError) as e:  # not the user's input: no "please fix"
+            yield show_general(tab, say("not_queued", lang, reason=str(e)), lang, cleared)
             return
         base = {**cleared, tab.general_error: "", tab.video: None, tab.download: gr.update(visible=False),
                 tab.reuse: gr.update(visible=False), tab.reuse_seed: gr.update(visible=False),
-                tab.seed_info: "", tab.job_state: job.id}
+                tab.seed_info: "", tab.job_state: job.id, **{b: gr.update(visible=False) for b in continuations}}
         last = None
         async for snap in follower.follow(job.id):
             if snap is None:  # deleted from the history tab meanwhile
@@ -105,8 +100,11 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
                 last = html_
         yield final_outputs(tab, service, current, d, lang)
 
+    # preprocess=False: Gradio's image preprocessing would answer an unreadable upload with a raw
+    # exception toast; collect() reads the file objects itself and the checks speak in sentences
     tab.generate.click(run, tab.components, outputs, concurrency_limit=None, show_progress="hidden",
-                       api_name=f"generate_{tab.task}")
+                       api_name=f"generate_{tab.task}", preprocess=False)
+    tab.run, tab.run_outputs = run, outputs  # "Extend" elsewhere fills this tab, then runs the same submit
 
     def cancel(job_id: str | None) -> None:
         if not job_id:
@@ -139,6 +137,7 @@ def final_outputs(tab: TaskTab, service: JobService, job: Job, d: dict[str, Any]
         out.update({tab.video: str(path) if path else None,
                     tab.download: gr.update(value=str(path) if path else None, visible=path is not None),
                     tab.reuse: gr.update(visible=True), tab.reuse_seed: gr.update(visible=True),
+                    **{b: gr.update(visible=True) for b in tab.continuations.values()},
                     tab.seed_info: f"seed **{d['seed']}** · job `{job.id}` · "
                                    + ", ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())})
     elif job.status == FAILED:

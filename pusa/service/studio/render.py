@@ -12,8 +12,9 @@ from typing import Any
 import gradio as gr
 
 from pusa.errors import SettingsError
+from pusa.family import ModelFamily
 from pusa.service.i18n import PREFIX, i18n_tables, say
-from pusa.settings import GenerationSettings, latent_frames, pixel_frames_of_latent
+from pusa.settings import GenerationSettings
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER
 
 I18N = gr.I18n(**i18n_tables())
@@ -30,6 +31,12 @@ CSS = """
 .pusa-slot .px { opacity: 0.7; font-size: 0.65rem; }
 .pusa-timeline-list { font-size: 0.85rem; margin: 2px 0 0 1rem; padding: 0; }
 .pusa-bad { color: #c62828; }
+.pusa-plan-head { font-size: 0.85rem; opacity: 0.8; }
+.pusa-track { position: relative; height: 40px; margin: 4px 0; background: #9991; border-radius: 4px; }
+.pusa-win { position: absolute; height: 14px; border-radius: 3px; background: #1e88e5aa; color: #fff;
+            font-size: 0.65rem; text-align: center; line-height: 14px; overflow: hidden; }
+.pusa-anchor { position: absolute; bottom: -2px; transform: translateX(-50%); color: #ff9800; font-size: 0.8rem; }
+.pusa-plan-list { font-size: 0.85rem; margin: 2px 0 0 1rem; padding: 0; }
 """
 
 # Engine phases that have their own translated name (others are shown as the engine names them).
@@ -90,9 +97,15 @@ def model_status_html(snap: dict[str, Any]) -> str:
             + (f"<ul>{comps}</ul>" if state != "ready" and comps else "") + "</div>")
 
 
-def timeline_html(positions_text: str, multipliers_text: str, frames: int, lang: str = "en") -> str:
-    """Which latent slot (and which pixel frames) each keyframe pins, drawn as a row of slots."""
-    n_latent = latent_frames(frames)
+def timeline_html(positions_text: str, multipliers_text: str, frames: int, family: ModelFamily,
+                  labels: list[int], lang: str = "en") -> str:
+    """Which latent slot (and which pixel frames) each keyframe pins, drawn as a row of the model's slots.
+
+    ``labels`` are the keyframe numbers of the slots holding an image, in order: position ``k`` pins
+    keyframe ``labels[k]`` (removing a middle image leaves the others' numbers as they were), and a
+    position without an image says so instead of naming a keyframe that does not exist.
+    """
+    n_latent = family.latent_frames(frames)
     try:
         s = GenerationSettings.parse({"prompt": "x", "task": "keyframes", "cond_positions": positions_text or None,
                                       "noise_multipliers": multipliers_text or None})
@@ -100,23 +113,25 @@ def timeline_html(positions_text: str, multipliers_text: str, frames: int, lang:
         return f'<div class="pusa-bad">{escape(str(e))}</div>'
     positions = s.cond_positions or []
     mults = s.noise_multipliers or []
-    pinned = {p: i for i, p in enumerate(positions)}
+    pinned = {p: labels[i] for i, p in enumerate(positions) if i < len(labels)}
     cells = []
     for slot in range(n_latent):
-        first, last = pixel_frames_of_latent(slot)
+        first, last = family.pixel_range(slot)
         px = f"{first}" if first == last else f"{first}–{last}"
         cls = "pusa-slot pinned" if slot in pinned else "pusa-slot"
-        tag = f"#{pinned[slot] + 1}" if slot in pinned else str(slot)
+        tag = f"#{pinned[slot]}" if slot in pinned else str(slot)
         cells.append(f'<div class="{cls}" title="{say("tl_slot", lang)} {slot}: {say("tl_pixels", lang)} {px}">'
                      f'{tag}<div class="px">{px}</div></div>')
     rows = []
     for i, p in enumerate(positions):
         mult = mults[i] if i < len(mults) else DEFAULT_IMAGE_MULTIPLIER
-        if 0 <= p < n_latent:
-            first, last = pixel_frames_of_latent(p)
-            rows.append(f"<li>{escape(say('tl_pins', lang, n=i + 1, pos=p, first=first, last=last, mult=mult))}</li>")
+        if i >= len(labels):
+            rows.append(f'<li class="pusa-bad">{escape(say("tl_no_image", lang, k=i + 1, pos=p, n=len(labels)))}</li>')
+        elif 0 <= p < n_latent:
+            first, last = family.pixel_range(p)
+            rows.append(f"<li>{escape(say('tl_pins', lang, n=labels[i], pos=p, first=first, last=last, mult=mult))}"
+                        f"</li>")
         else:
-            rows.append(f'<li class="pusa-bad">#{i + 1}: {p} is outside 0 to {n_latent - 1} '
-                        f'({frames} frames = {n_latent} latent slots)</li>')
+            rows.append(f'<li class="pusa-bad">{escape(say("tl_outside", lang, n=labels[i], pos=p, last=n_latent - 1, frames=frames, slots=n_latent))}</li>')
     return (f'<div class="pusa-timeline" data-slots="{n_latent}">{"".join(cells)}</div>'
             f'<ul class="pusa-timeline-list">{"".join(rows)}</ul>')

@@ -31,3 +31,16 @@ def optional_int(value: Any) -> Any:
             return None
         return int(text) if _INT.fullmatch(text) else text
     return whole(value)
+
+
+def file_path(value: Any) -> Any:
+    """The server path of a file input's raw value (events run with ``preprocess=False``).
+
+    An image arrives as a file object (``{"path": ...}``), a video as ``{"video": {"path": ...}}``,
+    a value filled by the server as a plain path; anything else is passed on for the check to refuse.
+    """
+    if isinstance(value, dict):
+        if isinstance(value.get("video"), dict):
+            return value["video"].get("path")
+        return value.get("path")
+    return value
