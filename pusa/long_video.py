@@ -86,6 +86,7 @@ def _chain(pipe: "PusaPipeline", s: GenerationSettings, images: list, frames_in:
     latents = torch.zeros(shape, dtype=torch.float32)
     reference = _reference_means(plan, task_latents)
     experts: list[str] = []
+    stats = {"forwards": 0, "skipped": 0}
     t0 = time.perf_counter()
     for w in plan:
         anchors = {p - w.start: Anchor(z, task_mults[p]) for p, z in task_latents.items()
@@ -103,12 +104,13 @@ def _chain(pipe: "PusaPipeline", s: GenerationSettings, images: list, frames_in:
             reference = out.mean(dim=(2, 3, 4), keepdim=True).squeeze(2)
         latents[:, :, w.start:w.stop] = out
         experts += model.experts
+        stats = {k: stats[k] + model.stats[k] for k in stats}
     timings["denoise"] = time.perf_counter() - t0
     timings["per_step"] = timings["denoise"] / (s.steps * len(plan))
     timings["total"] = time.perf_counter() - started
     chunks = _decode_stream(pipe, latents, report, head, skip, timings)
     result = GenerationResult(frames=None, settings=s, timings=timings, model=pipe.label, loras=pipe.lora_paths,
-                              experts=experts, latents=latents, chunks=chunks)
+                              experts=experts, latents=latents, chunks=chunks, stats=stats)
     result.windows = [w.describe(family, pixel_offset) for w in plan]
     return result
 

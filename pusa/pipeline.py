@@ -78,6 +78,7 @@ class GenerationResult:
     chunks: Iterator[np.ndarray] | None = None
     windows: list[dict[str, Any]] = field(default_factory=list)  # the long-video plan, one record per window
     output_frames: int | None = None  # frames written, when not settings.frames (an extension)
+    stats: dict[str, int] = field(default_factory=lambda: {"forwards": 0, "skipped": 0})  # DiT forwards
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """The frames as ``(t, H, W, 3)`` chunks; a stream can be read once."""
@@ -108,7 +109,8 @@ class GenerationResult:
         return {"settings": self.settings.to_public_dict(), "seed": self.seed, "model": self.model,
                 "loras": [Path(p).name for p in self.loras],
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa",
-                "windows": self.windows, "frames": self.output_frames or self.settings.frames}
+                "windows": self.windows, "frames": self.output_frames or self.settings.frames,
+                "stats": dict(self.stats)}
 
 
 @dataclass
@@ -169,7 +171,7 @@ class PusaPipeline:
                         device: str = "auto", dtype: str = "auto", vae_dtype: str = "fp32", offload: str = "none",
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
                         max_pixel_frames: int | None = None, modulation: str = "per_frame",
-                        weights: str = "bf16",
+                        weights: str = "bf16", cache: str = "none", cache_threshold: float | None = None,
                         with_text_encoder: bool = True,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
@@ -177,7 +179,7 @@ class PusaPipeline:
         (ranks other than 0 of a parallel run, which receive the embeddings) skips the UMT5 encoder."""
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
-        speed = SpeedOptions(modulation=modulation, weights=weights)
+        speed = SpeedOptions(modulation=modulation, weights=weights, cache=cache, cache_threshold=cache_threshold)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)
@@ -372,7 +374,8 @@ class PusaPipeline:
         timings["decode"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         return GenerationResult(frames=frames, settings=s, timings=timings, model=self.label, loras=self.lora_paths,
-                                experts=model.experts, latents=latents.cpu() if return_latents else None)
+                                experts=model.experts, latents=latents.cpu() if return_latents else None,
+                                stats=model.stats)
 
 
 def loaded_family(layout: ModelLayout, vae: torch.nn.Module, transformer: torch.nn.Module) -> ModelFamily:

@@ -13,17 +13,21 @@ expert.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import partial
 
 import torch
 
 from pusa.family import ModelFamily
 from pusa.sampler import guided
-from pusa.speed.modulation import check_modulation, frame_timesteps, install_per_frame
+from pusa.speed.caching import has_cache, reset_cache
+from pusa.speed.modulation import block_runs, check_modulation, frame_timesteps, install_per_frame
 
 
 class WanVelocity:
-    """Callable ``(x, t, step) -> v`` over one or two Wan DiTs; records which expert ran at each step."""
+    """Callable ``(x, t, step) -> v`` over one or two Wan DiTs; records which expert ran at each step
+    and how many DiT forwards a step cache skipped (``stats``). One instance per request: a step
+    cache's state is reset when it is made."""
 
     def __init__(self, transformers: list[torch.nn.Module], family: ModelFamily, context: torch.Tensor,
                  negative: torch.Tensor | None, cfg: float, latent_hw: tuple[int, int], device: torch.device,
@@ -39,6 +43,10 @@ class WanVelocity:
         self.boundary = (family.boundary or 0.0) * 1000.0
         self.experts: list[str] = []
         self.forwards = 0
+        self.skipped = 0
+        self.context = context
+        for dit in transformers:
+            reset_cache(dit)
         self._models = [guided(partial(self.forward, dit), context, negative, cfg) for dit in transformers]
 
     def timestep(self, t: torch.Tensor) -> torch.Tensor:
@@ -47,8 +55,19 @@ class WanVelocity:
 
     def forward(self, dit: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         self.forwards += 1
-        return dit(hidden_states=x.to(self.device, self.dtype), timestep=self.timestep(t),
-                   encoder_hidden_states=context, return_dict=False)[0]
+        runs = block_runs(dit)
+        branch = dit.cache_context("cond" if context is self.context else "uncond") if has_cache(dit) else nullcontext()
+        with branch:
+            out = dit(hidden_states=x.to(self.device, self.dtype), timestep=self.timestep(t),
+                      encoder_hidden_states=context, return_dict=False)[0]
+        if runs is not None and block_runs(dit) == runs:
+            self.skipped += 1
+        return out
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """DiT forwards asked for and how many of them a step cache answered without running the blocks."""
+        return {"forwards": self.forwards, "skipped": self.skipped}
 
     def expert(self, t: torch.Tensor) -> int:
         """0 (high noise, or the only DiT) while the step's largest timestep is at or above the boundary."""

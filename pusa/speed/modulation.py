@@ -48,11 +48,17 @@ class PerFrameBlockHook(ModelHook):
     """``WanTransformerBlock.forward`` with ``temb`` of shape ``(B, F, 6, D)``, one row per latent frame.
 
     Same operations in the same order and dtypes as diffusers' block; only the broadcast differs
-    (``(B, F, 1, D)`` over ``(B, F, T, D)`` instead of a materialised ``(B, F*T, D)``).
+    (``(B, F, 1, D)`` over ``(B, F, T, D)`` instead of a materialised ``(B, F*T, D)``). Being the
+    innermost hook it also counts the block's real runs (a step cache that skips it never calls it).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
 
     def new_forward(self, block: torch.nn.Module, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
                     temb: torch.Tensor, rotary_emb: torch.Tensor) -> torch.Tensor:
+        self.runs += 1
         if temb.ndim != 4 or temb.shape[1] == hidden_states.shape[1]:
             return self.fn_ref.original_forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
         frames = temb.shape[1]
@@ -119,6 +125,13 @@ class PerFrameDiTHook(ModelHook):
 def has_per_frame(dit: torch.nn.Module) -> bool:
     registry = getattr(dit, "_diffusers_hook", None)
     return registry is not None and registry.get_hook(_DIT_HOOK) is not None
+
+
+def block_runs(dit: torch.nn.Module) -> int | None:
+    """How often the DiT's last block really ran (None without the per-frame hooks)."""
+    registry = getattr(dit.blocks[-1], "_diffusers_hook", None)
+    hook = registry.get_hook(_BLOCK_HOOK) if registry is not None else None
+    return hook.runs if hook is not None else None
 
 
 def install_per_frame(dit: torch.nn.Module) -> torch.nn.Module:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pusa.speed.caching import check_cache, enable_cache
 from pusa.speed.modulation import check_modulation, install_per_frame
 from pusa.speed.weights import check_weights, store_fp8
 
@@ -20,10 +21,14 @@ class SpeedOptions:
 
     modulation: str = "per_frame"
     weights: str = "bf16"
+    cache: str = "none"
+    cache_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_modulation(self.modulation)
         check_weights(self.weights)
+        _, threshold = check_cache(self.cache, self.cache_threshold)
+        object.__setattr__(self, "cache_threshold", threshold)
 
     def prepare(self, transformers: list[torch.nn.Module]) -> None:
         """Hooks that must sit innermost, installed right after loading."""
@@ -35,7 +40,11 @@ class SpeedOptions:
         for dit in transformers:
             if self.weights == "fp8":
                 store_fp8(dit, compute_dtype)
+            enable_cache(dit, self.cache, self.cache_threshold)
 
     def public(self) -> dict:
         """The options as the MP4 sidecar records them."""
-        return {"modulation": self.modulation, "weights": self.weights}
+        out = {"modulation": self.modulation, "weights": self.weights, "cache": self.cache}
+        if self.cache_threshold is not None:
+            out["cache_threshold"] = self.cache_threshold
+        return out
