@@ -20,6 +20,7 @@ from pusa.service.i18n import request_lang, say
 from pusa.service.jobs import JobConflict, JobNotFound, JobService
 from pusa.service.store import FAILED, SUCCEEDED, Job, QueueFull, StorageError
 from pusa.service.studio.checks import plain_message
+from pusa.service.studio.clock import StepClock, decode_per_latent
 from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors, show_general
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.render import status_html
@@ -27,6 +28,7 @@ from pusa.service.uploads import UploadRejected
 
 POLL_SECONDS = 0.25
 READ_THREADS = 2
+RECENT = 10  # succeeded jobs the time estimates learn from
 
 
 class JobFollower:
@@ -53,6 +55,14 @@ class JobFollower:
             if snap is None or snap[0].finished:
                 return
             await asyncio.sleep(every)
+
+    async def past(self) -> tuple[float | None, float | None]:
+        """From the recent succeeded jobs: decode seconds per latent frame, and a typical job's seconds."""
+        loop = asyncio.get_running_loop()
+        jobs, _ = await loop.run_in_executor(self._pool, lambda: self.service.list_jobs(RECENT, 0, SUCCEEDED))
+        totals = sorted(float(j.timings["total"]) for j in jobs if j.timings.get("total"))
+        typical = totals[len(totals) // 2] if totals else None
+        return decode_per_latent(jobs, self.service.model_family), typical
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -89,12 +99,16 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
                 tab.reuse: gr.update(visible=False), tab.reuse_seed: gr.update(visible=False),
                 tab.seed_info: "", tab.job_state: job.id, **{b: gr.update(visible=False) for b in continuations}}
         last = None
+        per_latent, typical = await follower.past()
+        clock = StepClock(per_latent)
         async for snap in follower.follow(job.id):
             if snap is None:  # deleted from the history tab meanwhile
                 yield {tab.status: status_html(tab.task, None, lang, True, say("st_cancelled", lang))}
                 return
             current, d = snap
-            html_ = status_html(tab.task, d, lang, service.model_ready)
+            times = clock.observe(current, service.model_family, d["progress"]["fraction"])
+            queue_left = typical * d["queue_position"] if typical and d.get("queue_position") else None
+            html_ = status_html(tab.task, d, lang, service.model_ready, times=times, queue_left=queue_left)
             if html_ != last:
                 yield {**base, tab.status: html_} if last is None else {tab.status: html_}
                 last = html_

@@ -14,6 +14,7 @@ import gradio as gr
 from pusa.errors import SettingsError
 from pusa.family import ModelFamily
 from pusa.service.i18n import PREFIX, i18n_tables, say
+from pusa.service.studio.clock import Times, clock_text
 from pusa.settings import GenerationSettings
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER
 
@@ -52,8 +53,13 @@ def field_error_html(message: str | None) -> str:
     return f'<div class="pusa-field-error">{escape(message)}</div>' if message else ""
 
 
-def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, text: str | None = None) -> str:
-    """Queue position, phase and a progress bar (the element tests and users watch)."""
+def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, text: str | None = None,
+                times: Times | None = None, queue_left: float | None = None) -> str:
+    """Queue position, phase and a progress bar (the element tests and users watch).
+
+    ``times`` (measured by the following tab's :class:`StepClock`) adds the elapsed time and the
+    time left, and moves the bar by time; ``queue_left`` estimates the wait of a queued job.
+    """
     if job is None:
         return f'<div class="pusa-status" id="{task}-status-box" data-status="idle">{escape(text or "")}</div>'
     st = job["status"]
@@ -75,9 +81,18 @@ def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, t
     else:
         msg = say("st_failed_job", lang, error=job.get("error") or "")
     frac = prog["fraction"]
+    when = ""
+    if times is not None and st in ("queued", "running"):
+        frac = times.fraction if st == "running" else frac
+        key = "st_waited" if st == "queued" else "st_elapsed"
+        when = say(key, lang, elapsed=clock_text(times.elapsed))
+        left = queue_left if st == "queued" else times.left
+        if left is not None:
+            when += " · " + say("st_left", lang, left=clock_text(left))
     return (f'<div class="pusa-status" id="{task}-status-box" data-status="{st}" data-job="{job["id"]}">'
             f'<div class="pusa-status-text">{escape(msg)}</div>'
-            f'<progress class="pusa-progress" value="{frac:.3f}" max="1"></progress> {round(frac * 100)}%</div>')
+            + (f'<div class="pusa-status-times">{escape(when)}</div>' if when else "")
+            + f'<progress class="pusa-progress" value="{frac:.3f}" max="1"></progress> {round(frac * 100)}%</div>')
 
 
 def model_status_html(snap: dict[str, Any]) -> str:
