@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 import torch.distributed as dist
 
-from pusa.errors import InputError
+from pusa.errors import InputError, PusaError
 from pusa.parallel.degrees import Degrees, check_tokens
 
 if TYPE_CHECKING:
@@ -39,6 +39,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0  # longest one rank waits for another (loading skew included)
+
+
+class RankLost(PusaError):
+    """Another rank stopped answering (it died, hangs, or the timeout passed): this run cannot go on."""
+
+
+_COMM_MARKERS = ("gloo", "nccl", "connection closed", "connection reset", "timed out", "timeout", "broken pipe")
+
+
+@contextlib.contextmanager
+def collective(what: str, timeout_s: float) -> Iterator[None]:
+    """Say plainly that a wait on the other ranks failed (instead of a transport's traceback line)."""
+    try:
+        yield
+    except RuntimeError as e:  # torch.distributed.DistError and plain transport RuntimeErrors
+        text = str(e)
+        if not isinstance(e, dist.DistError) and not any(m in text.lower() for m in _COMM_MARKERS):
+            raise
+        rank = os.environ.get("RANK", "?")
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise RankLost(f"rank {rank}: lost the other ranks during {what}: one died or gave no answer within "
+                       f"{timeout_s:g} s (--rank-timeout); {first}") from e
 
 
 def launched_by_torchrun() -> bool:
@@ -202,7 +224,8 @@ class RankGroup:
             emb = emb.to(comm, torch.float32).contiguous()
         else:
             emb = torch.empty((len(prompts), pipe.family.text_len, dim), dtype=torch.float32, device=comm)
-        dist.broadcast(emb, src=0)
+        with collective("the text broadcast", self.timeout_s):
+            dist.broadcast(emb, src=0)
         return emb.to(pipe.device, pipe.dtype)
 
     def velocity_model(self, pipe: "PusaPipeline", context: torch.Tensor, negative: torch.Tensor | None,
@@ -218,13 +241,15 @@ class RankGroup:
     def broadcast_object(self, obj: Any = None) -> Any:
         """``obj`` from rank 0 to every rank (over the control group, bounded by the timeout)."""
         box = [obj if self.is_main else None]
-        dist.broadcast_object_list(box, src=0, group=self.control)
+        with collective("a broadcast from rank 0", self.timeout_s):
+            dist.broadcast_object_list(box, src=0, group=self.control)
         return box[0]
 
     def all_agree(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any rank (e.g. a cancel seen by one)."""
         t = torch.tensor([1 if flag else 0], dtype=torch.int64)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
+        with collective("the cancel check", self.timeout_s):
+            dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
         return bool(t.item())
 
     def same_seed(self, settings: "GenerationSettings") -> "GenerationSettings":
@@ -235,7 +260,8 @@ class RankGroup:
         return settings.model_copy(update={"seed": self.broadcast_object(seed)})
 
     def barrier(self) -> None:
-        dist.barrier(group=self.control)
+        with collective("the wait for every rank", self.timeout_s):
+            dist.barrier(group=self.control)
 
     def close(self) -> None:
         """Leave the process group (local on gloo: the other ranks may still be working)."""

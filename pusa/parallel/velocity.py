@@ -51,6 +51,7 @@ class ParallelVelocity:
     def __init__(self, pipe: "PusaPipeline", group: "RankGroup", context: torch.Tensor,
                  negative: torch.Tensor | None, cfg: float, latent_hw: tuple[int, int]):
         self.cfg = cfg
+        self.timeout_s = group.timeout_s
         guided = cfg != 1.0 and negative is not None
         self.split_branches = group.degrees.cfg == 2 and guided
         self.cfg_group = group.cfg_group
@@ -72,11 +73,14 @@ class ParallelVelocity:
         return self.inner.forwards
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
-        v = self.inner(x, t, step)
-        if not self.split_branches:
-            return v
-        v = v.contiguous()
-        parts = [torch.empty_like(v) for _ in range(2)]
-        dist.all_gather(parts, v, group=self.cfg_group)  # [positive, negative]: cfg index order
+        from pusa.parallel.runtime import collective
+
+        with collective(f"denoising step {step + 1}", self.timeout_s):  # the DiT's own all-to-alls too
+            v = self.inner(x, t, step)
+            if not self.split_branches:
+                return v
+            v = v.contiguous()
+            parts = [torch.empty_like(v) for _ in range(2)]
+            dist.all_gather(parts, v, group=self.cfg_group)  # [positive, negative]: cfg index order
         v_pos, v_neg = parts
         return v_neg + self.cfg * (v_pos - v_neg)
