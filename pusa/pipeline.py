@@ -172,6 +172,7 @@ class PusaPipeline:
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
                         max_pixel_frames: int | None = None, modulation: str = "per_frame",
                         weights: str = "bf16", cache: str = "none", cache_threshold: float | None = None,
+                        attention: str = "auto", compile: bool = False,
                         with_text_encoder: bool = True,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
@@ -179,7 +180,8 @@ class PusaPipeline:
         (ranks other than 0 of a parallel run, which receive the embeddings) skips the UMT5 encoder."""
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
-        speed = SpeedOptions(modulation=modulation, weights=weights, cache=cache, cache_threshold=cache_threshold)
+        speed = SpeedOptions(modulation=modulation, weights=weights, cache=cache, cache_threshold=cache_threshold,
+                             attention=attention, compile=compile)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pusa.speed.caching import check_cache, enable_cache
+from pusa.speed.kernels import check_attention, compile_blocks, set_attention
 from pusa.speed.modulation import check_modulation, install_per_frame
 from pusa.speed.weights import check_weights, store_fp8
 
@@ -23,12 +24,19 @@ class SpeedOptions:
     weights: str = "bf16"
     cache: str = "none"
     cache_threshold: float | None = None
+    attention: str = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_modulation(self.modulation)
         check_weights(self.weights)
         _, threshold = check_cache(self.cache, self.cache_threshold)
         object.__setattr__(self, "cache_threshold", threshold)
+        check_attention(self.attention)
+        if not isinstance(self.compile, bool):
+            from pusa.errors import InputError
+
+            raise InputError(f"compile: expected true or false, got {self.compile!r}")
 
     def prepare(self, transformers: list[torch.nn.Module]) -> None:
         """Hooks that must sit innermost, installed right after loading."""
@@ -41,10 +49,6 @@ class SpeedOptions:
             if self.weights == "fp8":
                 store_fp8(dit, compute_dtype)
             enable_cache(dit, self.cache, self.cache_threshold)
-
-    def public(self) -> dict:
-        """The options as the MP4 sidecar records them."""
-        out = {"modulation": self.modulation, "weights": self.weights, "cache": self.cache}
-        if self.cache_threshold is not None:
-            out["cache_threshold"] = self.cache_threshold
-        return out
+            set_attention(dit, self.attention)
+            if self.compile:
+                compile_blocks(dit)
