@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 
 from pusa.service.store import JobStore, is_valid_job_id
 
@@ -121,8 +122,13 @@ def expire_jobs(store: JobStore, policy: RetentionPolicy, now: float | None = No
     return gone
 
 
-def expire_cache(cache_dir: Path, hours: float | None, now: float | None = None) -> int:
-    """Delete studio-cache files older than ``hours`` (by modification time), then empty folders."""
+def expire_cache(cache_dir: Path, hours: float | None, now: float | None = None,
+                 keep: Collection[Path] = ()) -> int:
+    """Delete studio-cache files older than ``hours`` (by modification time), then empty folders.
+
+    ``keep``: files the page still names (Gradio's copies of the example inputs, made once when the
+    page is built: without them an example row sends a path that no longer exists).
+    """
     if hours is None or not cache_dir.is_dir():
         return 0
     cutoff = (time.time() if now is None else now) - hours * 3600
@@ -130,7 +136,7 @@ def expire_cache(cache_dir: Path, hours: float | None, now: float | None = None)
     for p in sorted(cache_dir.rglob("*"), key=lambda x: len(x.parts), reverse=True):
         try:
             if p.is_file() or p.is_symlink():
-                if p.lstat().st_mtime < cutoff:
+                if p.lstat().st_mtime < cutoff and p not in keep:
                     p.unlink()
                     n += 1
             elif p.is_dir() and not any(p.iterdir()):
@@ -140,10 +146,11 @@ def expire_cache(cache_dir: Path, hours: float | None, now: float | None = None)
     return n
 
 
-def sweep(store: JobStore, policy: RetentionPolicy, cache_dir: Path, now: float | None = None) -> SweepReport:
-    """One retention pass (jobs and the studio cache); logs what it removed."""
-    report = SweepReport(jobs=expire_jobs(store, policy, now), cache_files=expire_cache(cache_dir, policy.cache_hours,
-                                                                                         now))
+def sweep(store: JobStore, policy: RetentionPolicy, cache_dir: Path, now: float | None = None,
+          keep: Collection[Path] = ()) -> SweepReport:
+    """One retention pass (jobs and the studio cache, except ``keep``); logs what it removed."""
+    report = SweepReport(jobs=expire_jobs(store, policy, now),
+                         cache_files=expire_cache(cache_dir, policy.cache_hours, now, keep))
     if report.jobs or report.cache_files:
         log.info("retention: deleted %d finished job(s) and %d studio-cache file(s)", len(report.jobs),
                  report.cache_files)
@@ -155,12 +162,17 @@ class Housekeeper:
 
     def __init__(self, store: JobStore, policy: RetentionPolicy, cache_dir: Path, interval: float):
         self.store, self.policy, self.cache_dir, self.interval = store, policy, cache_dir, interval
+        self.keep: frozenset[Path] = frozenset()  # studio-cache files the page names (never expired)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def run_once(self) -> SweepReport | None:
+    def keep_files(self, paths: Collection[Path]) -> None:
+        """Never expire these studio-cache files (added to those kept so far)."""
+        self.keep = self.keep | frozenset(paths)
+
+    def run_once(self, now: float | None = None) -> SweepReport | None:
         try:
-            return sweep(self.store, self.policy, self.cache_dir)
+            return sweep(self.store, self.policy, self.cache_dir, now, self.keep)
         except Exception:  # noqa: BLE001 - a failed pass (disk error) is retried at the next one
             log.exception("retention pass failed")
             return None

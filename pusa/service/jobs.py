@@ -362,6 +362,10 @@ class JobService:
         return {"status": "ok" if reason is None else "error", "reason": reason, "worker": worker,
                 "model": self.model_snapshot(), "queue": queue, "running_job": worker["running_job"]}
 
+    def keep_in_studio_cache(self, paths: list[Path]) -> None:
+        """Files in the studio cache that retention must leave alone (the page's example inputs)."""
+        self.housekeeper.keep_files(paths)
+
     def output_path(self, job: Job) -> Path | None:
         """The job's video, only if it lies inside the data dir's outputs (nothing else is served)."""
         if job.status != SUCCEEDED or not job.output:
@@ -408,12 +412,22 @@ class JobService:
             "error_field": job.error_field,
             "inputs": {"images": len(job.images), "video": job.video is not None},
             "video_url": f"/api/jobs/{job.id}/video" if job.status == SUCCEEDED and job.output else None,
+            "preview_url": f"/api/jobs/{job.id}/preview" if self.preview_path(job) is not None else None,
             "created_at": job.created_at,
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "resubmitted_from": job.resubmitted_from,
             "windows": self._windows(job),
         }
+
+    def preview_path(self, job: Job) -> Path | None:
+        """The job's latest preview image, if one was written (inside the outputs folder only)."""
+        from pusa.service.worker import PREVIEW_NAME
+
+        path = (self.store.outputs_dir / job.id / PREVIEW_NAME).resolve()
+        if not path.is_relative_to(self.store.outputs_dir.resolve()) or not path.is_file():
+            return None
+        return path
 
     def _windows(self, job: Job) -> list[dict[str, Any]] | None:
         """The long-video plan the finished video was made with, from its sidecar (None before)."""

@@ -222,3 +222,29 @@ def test_gradio_keeps_uploads_and_example_copies_in_the_given_cache_dir(tiny_mod
         assert uploaded.is_file() and uploaded.resolve().is_relative_to(cache.resolve())
         assert c.get(f"/gradio_api/file={uploaded}").status_code == 200
     assert any(cache.rglob("sunrise_start.png")), "the example rows were not copied into the given cache"
+
+
+def test_cache_retention_keeps_the_example_copies_the_page_names(tiny_model: Path, tmp_path: Path) -> None:
+    """Gradio copies the example files into the studio cache once, when the page is built; the 24 h
+    cache retention must not delete them (an example row would then send a missing path)."""
+    from fastapi.testclient import TestClient
+
+    from pusa.service.studio import mount_studio
+
+    config = make_config(tmp_path / "data", tiny_model)
+    app = create_app(config, studio=False)
+    cache = app.service.housekeeper.cache_dir  # the folder retention sweeps: the studio's default cache
+    with TestClient(app):
+        studio_app = mount_studio(app.service, config)
+        with TestClient(studio_app) as c:
+            datasets = [x for x in c.get("/config").json()["components"] if x["type"] == "dataset"]
+        named = {Path(v["path"]) for d in datasets for row in d["props"]["samples"] for v in row
+                 if isinstance(v, dict) and v.get("path")}
+        assert named and all(p.is_file() and p.resolve().is_relative_to(cache.resolve()) for p in named), named
+        stale = cache / "someone" / "old-upload.png"
+        stale.parent.mkdir(parents=True)
+        write_png(stale)
+        report = app.service.housekeeper.run_once(now=time.time() + 7 * 86400)  # a week later: all are "old"
+        assert report is not None and report.cache_files >= 1 and not stale.exists()
+        missing = [p for p in named if not p.is_file()]
+        assert not missing, f"retention deleted the example copies the page sends: {missing}"

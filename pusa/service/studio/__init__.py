@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from pusa.service.config import ServiceConfig
 from pusa.service.jobs import JobService
+from pusa.service.studio.examples import cached_copies
 from pusa.service.studio.inputs import FileGuard, InputFiles
 from pusa.service.studio.page import StudioPage
 from pusa.service.studio.render import CSS, I18N
@@ -51,6 +52,8 @@ def mount_studio(service: JobService, config: ServiceConfig, cache_dir: Path | N
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
     files = InputFiles(cache, config.data_dir / "examples", config.limits)
     demo = StudioPage(service, config.data_dir, files).build()
+    # the example rows name Gradio's copies made just now: cache retention must leave them alone
+    service.keep_in_studio_cache(cached_copies(cache, files.examples_dir))
     demo.max_threads = FOLLOWING_TABS
     demo.queue(default_concurrency_limit=None)
     parent = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)

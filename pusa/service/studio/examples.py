@@ -52,6 +52,19 @@ def add_examples(tab: TaskTab, examples_dir: Path) -> None:
     ex.dataset.headers = [_header(n) for n in names]
 
 
+def cached_copies(cache_dir: Path, examples_dir: Path) -> list[Path]:
+    """Gradio's copies of the example files in its cache (made when the page is built), same bytes."""
+    wanted: dict[int, list[bytes]] = {}
+    for ex in examples_dir.glob("*"):
+        if ex.is_file():
+            wanted.setdefault(ex.stat().st_size, []).append(ex.read_bytes())
+    copies = []
+    for p in cache_dir.rglob("*"):
+        if p.is_file() and not p.is_symlink() and p.stat().st_size in wanted and p.read_bytes() in wanted[p.stat().st_size]:
+            copies.append(p)
+    return copies
+
+
 def _save_once(img: Image.Image, path: Path) -> None:
     if path.exists():
         return
