@@ -149,3 +149,16 @@ def test_under_torchrun_nproc_must_match_the_ranks(tiny_diffusers, no_loading, c
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     assert _generate(tiny_diffusers, "--nproc", "4") == 2
     assert "nproc: 4 was asked for, but torchrun started 2 ranks" in capsys.readouterr().err
+
+
+def test_serve_checks_its_degrees_before_starting(tiny_diffusers, tmp_path, caplog, monkeypatch):
+    """``pusa serve --nproc N``: a degree the model cannot take is a usage error before the server starts."""
+    import uvicorn
+
+    from pusa.cli import main
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: pytest.fail("the server started"))
+    code = main(["serve", "--nproc", "3", "--model", str(tiny_diffusers), "--device", "cpu",
+                 "--data-dir", str(tmp_path / "data")])
+    assert code == 2
+    assert "ulysses-degree: 3 does not divide the model's 2 attention heads; allowed: 1, 2" in caplog.text
