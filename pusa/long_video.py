@@ -125,7 +125,8 @@ def replace_settings(s: GenerationSettings, **changes) -> GenerationSettings:
 def _window_reporter(report, w: Window, n: int, steps: int):
     def inner(info: StepInfo) -> None:
         if info.phase == "denoise":  # one bar over every window's steps
-            report(StepInfo("denoise", w.index * steps + info.step, n * steps, window=w.index + 1, windows=n))
+            report(StepInfo("denoise", w.index * steps + info.step, n * steps, window=w.index + 1, windows=n,
+                            denoised=info.denoised))
         elif info.phase in ("text", "encode"):
             report(replace(info, window=w.index + 1, windows=n))
     return inner

@@ -54,6 +54,7 @@ class StepInfo:
     total: int
     window: int = 1
     windows: int = 1
+    denoised: torch.Tensor | None = None  # denoise steps: the current estimate of the clean latents
 
 
 ProgressCallback = Callable[[StepInfo], None]
@@ -160,6 +161,7 @@ class PusaPipeline:
         self.lora_paths = lora_paths
         self.text_device = text_device or device
         self.max_pixel_frames = max_pixel_frames
+        self._preview: Any = None  # pusa.preview.LatentPreview, fitted on first use
         self.parallel: Any = None  # a pusa.parallel RankGroup when this is one rank of several (attach())
 
     # ------------------------------------------------------------------ loading
@@ -172,7 +174,7 @@ class PusaPipeline:
                         vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
                         max_pixel_frames: int | None = None, modulation: str = "per_frame",
                         weights: str = "bf16", cache: str = "none", cache_threshold: float | None = None,
-                        attention: str = "auto", compile: bool = False,
+                        attention: str = "auto", compile: bool = False, preset: str = "none",
                         with_text_encoder: bool = True,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
@@ -181,11 +183,12 @@ class PusaPipeline:
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
         speed = SpeedOptions(modulation=modulation, weights=weights, cache=cache, cache_threshold=cache_threshold,
-                             attention=attention, compile=compile)
+                             attention=attention, compile=compile, preset=preset)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vdt = resolve_dtype(vae_dtype, dev)
         layout = detect_layout(model_dir)
+        speed.check_loras(layout.is_wan22, extra_lora, extra_lora_low)
         per_expert = lora_files_per_expert(layout, lora, lora_low, extra_lora, extra_lora_low, use_default_lora)
         original = layout.kind != "diffusers"
 
@@ -246,6 +249,7 @@ class PusaPipeline:
 
     def validate(self, settings: GenerationSettings, n_images: int = 0, has_video: bool = False) -> GenerationSettings:
         """Fill this model's defaults and the seed, and check the cross-field rules."""
+        settings = self.speed.request_defaults(settings)
         return settings.resolve(self.family, n_images=n_images, has_video=has_video,
                                 max_pixel_frames=self.max_pixel_frames)
 
@@ -330,8 +334,16 @@ class PusaPipeline:
         model = self.velocity_model(prepared.context, prepared.negative, s.cfg, prepared.shape[3:])
         report(StepInfo("denoise", 0, s.steps))
         latents = sample(model, eps, inference_sigmas(s.steps, s.shift), prepared.conditions.multipliers, cond,
-                         callback=lambda st: report(StepInfo("denoise", st.step, st.total)))
+                         callback=lambda st: report(StepInfo("denoise", st.step, st.total, denoised=st.denoised)))
         return latents, model
+
+    def preview_image(self, latents: torch.Tensor) -> np.ndarray:
+        """A small RGB strip of ``latents`` through a linear map fitted once for this VAE (no VAE call)."""
+        if self._preview is None:
+            from pusa.preview import LatentPreview
+
+            self._preview = LatentPreview.fit(self.codec, self.family)
+        return self._preview.image(latents)
 
     def decode(self, latents: torch.Tensor, callback: ProgressCallback | None = None) -> np.ndarray:
         """Normalised latents -> uint8 frames (T, H, W, 3), reporting each decoded latent frame."""

@@ -32,6 +32,7 @@ class SamplerStep:
     step: int
     total: int
     timesteps: torch.Tensor
+    denoised: torch.Tensor | None = None  # the estimate of the clean latents this step made (x - sigma v)
 
 
 def initial_latents(noise: torch.Tensor, cond: torch.Tensor | None, sigma0: torch.Tensor) -> torch.Tensor:
@@ -62,9 +63,11 @@ def sample(model: VelocityModel, noise: torch.Tensor, sigmas: torch.Tensor, mult
         t = frame_timesteps(table[k]).float()
         v = model(x, t, k).float()
         ds = (table[k + 1] - table[k]).to(x.dtype).view(1, 1, -1, 1, 1)
+        if callback is not None:  # x0 = x - sigma v, before x moves on (frozen frames are clean already)
+            denoised = torch.where(frozen, x, x - v * table[k].to(x.dtype).view(1, 1, -1, 1, 1))
         x = torch.where(frozen, x, x + v * ds)
         if callback is not None:
-            callback(SamplerStep(step=k + 1, total=steps, timesteps=t))
+            callback(SamplerStep(step=k + 1, total=steps, timesteps=t, denoised=denoised))
     return x
 
 

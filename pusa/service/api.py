@@ -173,6 +173,15 @@ def build_router(service: JobService) -> APIRouter:
             return error_response(409, f"job {job_id} has no video (status: {job.status})")
         return FileResponse(path, media_type="video/mp4", filename=f"pusa-{job.task}-{job.id}.mp4")
 
+    @router.get("/jobs/{job_id}/preview", summary="The latest denoising estimate (PNG strip, no VAE call)",
+                response_class=FileResponse, responses={404: {"description": "no preview yet"}})
+    def get_preview(job_id: str) -> Any:
+        job = service.get(job_id)
+        path = service.preview_path(job)
+        if path is None:
+            return error_response(404, f"job {job_id} has no preview yet (status: {job.status})")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     @router.delete("/jobs/{job_id}", summary="Cancel a queued/running job, or delete a finished one")
     def delete_job(job_id: str) -> dict[str, Any]:
         action = service.cancel_or_delete(job_id)

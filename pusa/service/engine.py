@@ -35,6 +35,10 @@ class Engine(Protocol):
     def generate(self, settings: GenerationSettings, *, images: list[Path] | None, video: Path | None,
                  callback: Callable[[Any], None]) -> Any: ...
 
+    def preview(self, latents: Any) -> Any:
+        """A small RGB strip of the current estimate (no VAE call), for the live preview."""
+        return self.pipe.preview_image(latents)
+
     def save(self, result: Any, path: Path) -> None: ...
 
 
@@ -56,6 +60,10 @@ class PipelineEngine:
         from pusa.long_video import generate_video  # any length: one window, chained windows, an extension
 
         return generate_video(self.pipe, settings, images=images or None, video=video, callback=callback)
+
+    def preview(self, latents: Any) -> Any:
+        """A small RGB strip of the current estimate (no VAE call), for the live preview."""
+        return self.pipe.preview_image(latents)
 
     def save(self, result: Any, path: Path) -> None:
         from pusa.media import save_video

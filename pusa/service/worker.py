@@ -23,6 +23,8 @@ from pusa.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
+PREVIEW_NAME = "preview.png"  # the latest denoising estimate of a running job (GET /api/jobs/{id}/preview)
+
 # Pauses between attempts of a store write that failed (seconds); the last one repeats until it works.
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -227,7 +229,25 @@ class Worker:
             self._set_problem(f"cannot record the progress of job {job_id}: {describe_failure(e)}")
         else:
             self._clear_problem()
+        if getattr(info, "denoised", None) is not None:
+            self._write_preview(job_id, info.denoised)
         self._check_cancel(job_id)
+
+    def _write_preview(self, job_id: str, latents: Any) -> None:
+        """The current estimate as a small PNG (``outputs/<id>/preview.png``), best effort like progress."""
+        preview = getattr(self.host.engine, "preview", None)
+        if preview is None:
+            return
+        try:
+            from PIL import Image
+
+            from pusa.atomic import atomic_file
+
+            path = self.store.outputs_dir / job_id / PREVIEW_NAME
+            with atomic_file(path) as tmp:
+                Image.fromarray(preview(latents)).save(tmp, format="PNG")
+        except Exception as e:  # noqa: BLE001 - a preview is a nicety; the job goes on
+            log.warning("job %s: preview not written (%s)", job_id, describe_failure(e))
 
     def _write(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Call a store write until it succeeds (backing off); False only if the server stops meanwhile."""
