@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from pusa.errors import GenerationCancelled, InputError, PusaError
 from pusa.loading.devices import DTYPES, OFFLOAD_MODES
+from pusa.speed.cli import add_speed_options, speed_kwargs
 
 log = logging.getLogger("pusa")
 
@@ -70,6 +71,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-pixel-frames", type=int, metavar="N",
                    help="largest width x height x frames a request may ask (default: 4x the model's default "
                         "window, e.g. 832x480x81x4)")
+    add_speed_options(parser)
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,7 +79,8 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(lora=args.lora, lora_low=args.lora_low, extra_lora=args.extra_lora,
                 extra_lora_low=args.extra_lora_low, use_default_lora=not args.no_default_lora, device=args.device,
                 dtype=args.dtype, offload=args.offload, vae_tiling=args.vae_tiling,
-                text_encoder_on_cpu=args.text_encoder_cpu, max_pixel_frames=getattr(args, "max_pixel_frames", None))
+                text_encoder_on_cpu=args.text_encoder_cpu, max_pixel_frames=getattr(args, "max_pixel_frames", None),
+                **speed_kwargs(args))
 
 
 def resolve_model_dir(model: str | None) -> Path:

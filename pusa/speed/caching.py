@@ -21,7 +21,7 @@ import torch
 
 from pusa.errors import InputError
 
-CACHE_MODES = ("none", "fbcache", "taylorseer")
+from pusa.speed.names import CACHE_MODES
 DEFAULT_THRESHOLD = {"fbcache": 0.05}
 TAYLORSEER_INTERVAL = 3  # full forward every 3rd step after the warm-up
 TAYLORSEER_WARMUP = 3

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
 
-MODULATION_MODES = ("per_frame", "per_token")
+from pusa.speed.names import MODULATION_MODES  # noqa: F401 (re-exported)
 _DIT_HOOK = "pusa_per_frame_dit"
 _BLOCK_HOOK = "pusa_per_frame_block"
 

@@ -13,6 +13,7 @@ import torch
 from pusa.speed.caching import check_cache, enable_cache
 from pusa.speed.kernels import check_attention, compile_blocks, set_attention
 from pusa.speed.modulation import check_modulation, install_per_frame
+from pusa.speed.presets import apply_preset, check_preset_loras, get_preset
 from pusa.speed.weights import check_weights, store_fp8
 
 
@@ -26,6 +27,7 @@ class SpeedOptions:
     cache_threshold: float | None = None
     attention: str = "auto"
     compile: bool = False
+    preset: str = "none"
 
     def __post_init__(self) -> None:
         check_modulation(self.modulation)
@@ -33,6 +35,7 @@ class SpeedOptions:
         _, threshold = check_cache(self.cache, self.cache_threshold)
         object.__setattr__(self, "cache_threshold", threshold)
         check_attention(self.attention)
+        get_preset(self.preset)
         if not isinstance(self.compile, bool):
             from pusa.errors import InputError
 
@@ -52,3 +55,11 @@ class SpeedOptions:
             set_attention(dit, self.attention)
             if self.compile:
                 compile_blocks(dit)
+
+    def check_loras(self, is_wan22: bool, extra_lora: object, extra_lora_low: object) -> None:
+        """The preset's LoRAs are given (checked before anything loads)."""
+        check_preset_loras(get_preset(self.preset), is_wan22, extra_lora, extra_lora_low)
+
+    def request_defaults(self, settings):
+        """The preset's settings for every field a request leaves unset (``GenerationSettings``)."""
+        return apply_preset(settings, get_preset(self.preset))

@@ -14,7 +14,7 @@ import torch
 
 from pusa.errors import InputError
 
-WEIGHT_MODES = ("bf16", "fp8")
+from pusa.speed.names import WEIGHT_MODES
 FP8 = torch.float8_e4m3fn
 
 
