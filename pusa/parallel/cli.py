@@ -73,10 +73,20 @@ def plan_degrees(args: argparse.Namespace, family: "ModelFamily", settings: "Gen
                               ring_supported=ring_supported(_device_type(args.device)))
     if degrees.world == 1:
         return None
+    check_speed_options(args, degrees)
     stride = family.spatial_stride
     check_tokens(degrees, family.tokens_per_frame(settings.height // stride, settings.width // stride),
                  f"{settings.width}x{settings.height}")
     return degrees
+
+
+def check_speed_options(args: argparse.Namespace, degrees: Degrees) -> None:
+    """A step cache decides per rank whether to skip the DiT's blocks; ranks that split the tokens
+    must all run them (their attention exchanges data), so caches go with CFG-parallel alone."""
+    cache = getattr(args, "cache", "none") or "none"
+    if cache != "none" and degrees.context > 1:
+        raise InputError(f"cache: {cache!r} is not allowed with ring x Ulysses {degrees.context}; expected none "
+                         "(the ranks splitting the tokens could decide differently), or --cfg-parallel alone")
 
 
 def start_ranks(args: argparse.Namespace, degrees: Degrees | None) -> RankGroup | None:
@@ -125,4 +135,5 @@ def parallel_service_options(args: argparse.Namespace) -> dict | None:
     degrees = resolve_degrees(args.nproc or 1, family.num_heads, float(GenerationSettings.model_fields["cfg"].default),
                               ulysses=args.ulysses_degree, ring=args.ring_degree, cfg_parallel=args.cfg_parallel,
                               ring_supported=ring_supported(_device_type(args.device)))
+    check_speed_options(args, degrees)
     return {"degrees": degrees.__dict__, "timeout": args.rank_timeout}

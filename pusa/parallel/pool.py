@@ -11,6 +11,7 @@ in the background; jobs wait for it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -19,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import json
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path

@@ -64,13 +64,12 @@ class ParallelVelocity:
                                              pipe.device, pipe.dtype, modulation=pipe.speed.modulation,
                                              context_degree=group.degrees.context)
 
-    @property
-    def experts(self) -> list[str]:
-        return self.inner.experts
-
-    @property
-    def forwards(self) -> int:
-        return self.inner.forwards
+    def __getattr__(self, name: str):
+        """What the pipeline reads of its model (``experts``, ``stats``, ...) is the inner model's; with
+        CFG-parallel, ``stats`` count this rank's branch."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         from pusa.parallel.runtime import collective

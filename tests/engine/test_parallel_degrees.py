@@ -136,6 +136,7 @@ def _generate(model, *extra):
     (["--nproc", "2", "--offload", "model"], "offload: 'model' is not allowed with several ranks"),
     (["--nproc", "2", "--rank-timeout", "0"], "rank-timeout: 0 is not allowed"),
     (["--ulysses-degree", "2"], "= 2, but --nproc is 1"),
+    (["--nproc", "2", "--ulysses-degree", "2", "--cache", "fbcache"], "cache: 'fbcache' is not allowed with ring x"),
 ])
 def test_bad_degrees_exit_2_before_loading(tiny_diffusers, no_loading, capsys, extra, message):
     assert _generate(tiny_diffusers, *extra) == 2

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 # (name, model fixture, degrees, settings): 9 frames = 3 latent frames, not divisible by 2 ranks.
 CASES = [
     ("ulysses2", "wan21", {"ulysses": 2}, {"task": "t2v", "frames": 9, "cfg": 5.0}),
