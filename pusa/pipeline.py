@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -35,83 +35,15 @@ from pusa.loading.lora import LoraWeights, MergedLoras, load_lora, lora_files_pe
 from pusa.media import iter_images, read_video_frames
 from pusa.sampler import sample
 from pusa.schedule import inference_sigmas
+from pusa.result import GenerationResult, LoadProgress, ProgressCallback, StepInfo  # noqa: F401 (re-exported)
 from pusa.settings import GenerationSettings
 from pusa.speed.options import SpeedOptions
+from pusa.speed.restore import checkpoint_source
 from pusa.tasks import get_task
 from pusa.text import encode_prompts
 from pusa.velocity import WanVelocity
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """Progress of one request: phase ("lora", "text", "encode", "denoise", "decode"), step of total;
-    a long video also says which window of how many (denoise steps then count over all windows)."""
-
-    phase: str
-    step: int
-    total: int
-    window: int = 1
-    windows: int = 1
-    denoised: torch.Tensor | None = None  # denoise steps: the current estimate of the clean latents
-
-
-ProgressCallback = Callable[[StepInfo], None]
-LoadProgress = Callable[[str, str], None]
-
-
-@dataclass
-class GenerationResult:
-    """Decoded frames plus everything needed to reproduce them.
-
-    A long video arrives as ``chunks`` (decoded while they are written, so memory follows one
-    window); :meth:`iter_frames` streams either form once, :meth:`all_frames` holds them all.
-    """
-
-    frames: np.ndarray | None  # uint8 (T, H, W, 3); None while the frames are still a stream
-    settings: GenerationSettings  # resolved: size, frames and the seed actually used
-    timings: dict[str, float]
-    model: str = ""
-    loras: list[str] = field(default_factory=list)
-    experts: list[str] = field(default_factory=list)  # which DiT ran at each step (Wan2.2: high/low)
-    latents: torch.Tensor | None = None
-    chunks: Iterator[np.ndarray] | None = None
-    windows: list[dict[str, Any]] = field(default_factory=list)  # the long-video plan, one record per window
-    output_frames: int | None = None  # frames written, when not settings.frames (an extension)
-    stats: dict[str, int] = field(default_factory=lambda: {"forwards": 0, "skipped": 0})  # DiT forwards
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        """The frames as ``(t, H, W, 3)`` chunks; a stream can be read once."""
-        if self.frames is not None:
-            yield self.frames
-            return
-        if self.chunks is None:
-            raise RuntimeError("the frames of this result were already streamed out")
-        chunks, self.chunks = self.chunks, None
-        yield from chunks
-
-    def all_frames(self) -> np.ndarray:
-        """Every frame in memory (reads the stream if there is one)."""
-        if self.frames is None:
-            self.frames = np.concatenate(list(self.iter_frames()), axis=0)
-        return self.frames
-
-    @property
-    def fps(self) -> int:
-        return int(self.settings.fps or 16)
-
-    @property
-    def seed(self) -> int:
-        return int(self.settings.seed)
-
-    def metadata(self) -> dict[str, Any]:
-        """The sidecar JSON: settings, seed, model label and LoRA file names (never server paths)."""
-        return {"settings": self.settings.to_public_dict(), "seed": self.seed, "model": self.model,
-                "loras": [Path(p).name for p in self.loras],
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa",
-                "windows": self.windows, "frames": self.output_frames or self.settings.frames,
-                "stats": dict(self.stats)}
 
 
 @dataclass
@@ -215,10 +147,11 @@ class PusaPipeline:
 
         report("lora", "loading")
         merged, paths = [], []
-        for model, files in zip(transformers, per_expert):
+        for model, files, folder in zip(transformers, per_expert, layout.transformers):
             files_weights: list[LoraWeights] = [load_lora(f) for f in files]
             paths += [str(f) for f in files]
-            merged.append(MergedLoras(model, files_weights, compute_device=dev) if files_weights else None)
+            source = checkpoint_source(folder, original, dt) if files_weights else None  # originals stay on disk
+            merged.append(MergedLoras(model, files_weights, compute_device=dev, source=source) if files_weights else None)
         report("lora", "ready")
         speed.apply(transformers, dt)  # after the LoRA state is taken from the loaded weights
 

@@ -23,10 +23,10 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
                       field_validator)
 
 from pusa.errors import FieldProblem, SettingsError
-from pusa.settings_parsing import SIZE_PRESETS, excerpt, parse_list, parse_size, settings_error_from  # noqa: F401
+from pusa.settings_parsing import excerpt, parse_list, parse_size, settings_error_from
 from pusa.family import WAN21, ModelDefaults, ModelFamily
 from pusa.windows import MAX_WINDOWS, count_windows, default_overlap
-from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, DEFAULT_VIDEO_MULTIPLIER, TASKS, get_task  # noqa: F401
+from pusa.tasks import TASKS, get_task
 
 FitMode = Literal["crop", "letterbox"]
 
@@ -331,13 +331,3 @@ class GenerationSettings(BaseModel):
     def to_public_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict, the form written beside outputs and returned by the API."""
         return self.model_dump(mode="json")
-
-
-def latent_frames(frames: int) -> int:
-    """Wan2.1 geometry; kept only until the studio reads the loaded model's family (TODO remove)."""
-    return WAN21.latent_frames(frames)
-
-
-def pixel_frames_of_latent(position: int) -> tuple[int, int]:
-    """Wan2.1 geometry; kept only until the studio reads the loaded model's family (TODO remove)."""
-    return WAN21.pixel_range(position)

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pusa.errors import ModelUnavailable, SettingsError
-from pusa.settings import excerpt
+from pusa.settings_parsing import excerpt
 from pusa.service.guard import BodyTooLarge
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
 from pusa.service.store import STATUSES, QueueFull, StorageError

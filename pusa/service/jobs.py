@@ -7,7 +7,6 @@ one submitted with curl go through the same checks, the same queue and the same 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -21,19 +20,16 @@ from pusa.errors import ModelUnavailable, SettingsError
 from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
+from pusa.service.job_view import job_json, sidecar_windows
 from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftovers
 from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
                                 is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
 from pusa.family import ModelFamily
-from pusa.settings import GenerationSettings, ModelDefaults, excerpt
+from pusa.settings import GenerationSettings, ModelDefaults
+from pusa.settings_parsing import excerpt
 
 log = logging.getLogger(__name__)
-
-# How much of the progress bar each engine phase fills (denoising dominates the time).
-PHASE_SPAN = {"waiting": (0.0, 0.0), "text": (0.0, 0.05), "encode": (0.05, 0.1), "denoise": (0.1, 0.95),
-              "decode": (0.95, 1.0)}
-
 
 class DataDirBusy(RuntimeError):
     """Another live server holds this data dir; two workers on one queue would corrupt job states."""
@@ -67,30 +63,6 @@ def storage_errors() -> Iterator[None]:
         if err is None:
             raise
         raise err from e
-
-
-def progress_dict(job: Job) -> dict[str, Any]:
-    """Phase, step of total and fraction; a long video's denoise steps count over all its windows, so
-    the window of how many follows from the request's steps."""
-    out: dict[str, Any] = {"phase": job.phase, "step": job.step, "total": job.total,
-                           "fraction": progress_fraction(job), "window": 1, "windows": 1}
-    steps = (job.resolved or {}).get("steps")
-    if job.phase == "denoise" and isinstance(steps, int) and steps and job.total and job.total > steps:
-        out["windows"] = job.total // steps
-        out["window"] = min((job.step or 0) // steps + 1, out["windows"])
-    return out
-
-
-def progress_fraction(job: Job) -> float:
-    """Overall 0..1 progress from the phase and step the engine last reported."""
-    if job.status == SUCCEEDED:
-        return 1.0
-    if job.status != RUNNING or not job.phase:
-        return 0.0
-    lo, hi = PHASE_SPAN.get(job.phase, (0.0, 0.0))
-    if job.total:
-        return round(lo + (hi - lo) * min(job.step or 0, job.total) / job.total, 4)
-    return lo
 
 
 class JobService:
@@ -396,29 +368,8 @@ class JobService:
 
     def job_dict(self, job: Job) -> dict[str, Any]:
         """The API's JSON for a job (the studio shows the same fields)."""
-        resolved = job.resolved or {}
-        return {
-            "id": job.id,
-            "status": job.status,
-            "task": job.task,
-            "queue_position": self.store.queue_position(job),
-            "progress": progress_dict(job),
-            "cancel_requested": job.cancel_requested,
-            "settings": job.settings,
-            "resolved_settings": job.resolved,
-            "seed": resolved.get("seed"),
-            "timings": job.timings,
-            "error": job.error,
-            "error_field": job.error_field,
-            "inputs": {"images": len(job.images), "video": job.video is not None},
-            "video_url": f"/api/jobs/{job.id}/video" if job.status == SUCCEEDED and job.output else None,
-            "preview_url": f"/api/jobs/{job.id}/preview" if self.preview_path(job) is not None else None,
-            "created_at": job.created_at,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "resubmitted_from": job.resubmitted_from,
-            "windows": self._windows(job),
-        }
+        preview = f"/api/jobs/{job.id}/preview" if self.preview_path(job) is not None else None
+        return job_json(job, self.store.queue_position(job), preview, self._windows(job))
 
     def preview_path(self, job: Job) -> Path | None:
         """The job's latest preview image, if one was written (inside the outputs folder only)."""
@@ -432,9 +383,4 @@ class JobService:
     def _windows(self, job: Job) -> list[dict[str, Any]] | None:
         """The long-video plan the finished video was made with, from its sidecar (None before)."""
         path = self.output_path(job)
-        if path is None:
-            return None
-        try:
-            return json.loads(path.with_suffix(".json").read_text()).get("windows")
-        except (OSError, ValueError):
-            return None
+        return sidecar_windows(path) if path is not None else None
