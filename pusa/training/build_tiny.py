@@ -27,9 +27,9 @@ from pathlib import Path
 log = logging.getLogger("pusa.training.build_tiny")
 
 LORA_NAME = "pusa_tiny_lora.safetensors"
-# Sized for about 70 minutes on 2 CPU cores shared with other work (docs/training.md has the
-# measured stage times and what more steps buy).
-CLIPS, T2V_STEPS, VTA_STEPS = 400, 1500, 600
+# The DiT stages of the first pusa-tiny build (55 min in all on 2 idle cores, measured). The new
+# scene recipe has not been run end to end with them yet (docs/training.md says what was run).
+CLIPS, T2V_STEPS, VTA_STEPS = 600, 8000, 3000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
 
 

@@ -10,6 +10,8 @@ Each clip: 1-2 objects (circle, square or triangle; 8 colours; small or large; s
 8 directions) moving at constant velocity and bouncing off the borders. The caption names every
 object with its size, colour, shape, initial direction and speed, e.g.
 "a large red circle moving right fast and a small blue square moving up slow".
+:func:`make_dataset` mixes these with scene clips (backgrounds, ground planes, up to three
+occluding objects, captioned camera pans) from ``pusa.training.scenes``.
 """
 
 from __future__ import annotations

@@ -197,13 +197,15 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 # 3.-5. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
 #    drifts (colour and shape) after the last trained chunk.
-# Step counts are sized for a build on 2 shared CPU cores in about 70 minutes (docs/training.md).
+# Step counts: the first build's, with phase 2 (where varied pictures are learnt) four times longer
+# at half the batch. Not yet run end to end: a 260-step fine-tune of the first VAE on these
+# pictures reached only 13-20 dB per kind (docs/training.md), so the VAE needs thousands of steps.
 VAE_PHASES: tuple[dict, ...] = (
-    dict(steps=60, posterior="sample", lr=6e-4, seed_offset=0),
-    dict(steps=500, posterior="mode", lr=8e-4, frames=1, crop=64, batch=8, seed_offset=40),
-    dict(steps=90, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4, seed_offset=41),
-    dict(steps=70, posterior="mode", lr=3e-4, frames=17, crop=32, batch=4, seed_offset=42),
-    dict(steps=45, posterior="mode", lr=2e-4, frames=33, crop=32, batch=2, seed_offset=43),
+    dict(steps=300, posterior="sample", lr=6e-4, seed_offset=0),
+    dict(steps=2400, posterior="mode", lr=8e-4, frames=1, crop=64, batch=8, seed_offset=40),
+    dict(steps=300, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4, seed_offset=41),
+    dict(steps=400, posterior="mode", lr=3e-4, frames=17, crop=32, batch=4, seed_offset=42),
+    dict(steps=250, posterior="mode", lr=2e-4, frames=33, crop=32, batch=2, seed_offset=43),
 )
 
 

@@ -61,3 +61,11 @@ def test_tables_show_the_ood_and_vae_figures():
     text = format_table(report, markdown=True)
     assert "| photo frame 0 dB | photo bg kept dB | photo traj px |" in text and "| 27.5 | 26.2 | 4.0 |" in text
     assert "| size | black | photo* |" in text and "| 64x64 | 30.0 | 25.5 |" in text
+
+
+def test_negative_case_counts_are_usage_errors(capsys):
+    from pusa.cli import main
+
+    for flag in ("--ood-cases", "--vae-cases"):
+        assert main(["eval", flag, "-1"]) == 2
+        assert f"{flag[2:]}: -1 is not allowed" in capsys.readouterr().err
