@@ -165,7 +165,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if bad:
         raise InputError(f"tasks: {bad[0]!r} is not allowed; expected a subset of {', '.join(EVAL_TASKS)}")
     for name in ("ood_cases", "vae_cases"):
-        if getattr(args, name) < -5:
+        if getattr(args, name) < 0:
             raise InputError(f"{name.replace('_', '-')}: {getattr(args, name)} is not allowed; expected 0 or more")
     cfg = EvalConfig(model=args.model or _default_model(), lora=args.lora, alphas=tuple(args.alphas),
                      multipliers=tuple(args.multipliers), tasks=tasks, cases=args.cases, steps=args.steps,
