@@ -65,22 +65,25 @@ def seam_figures(frames: np.ndarray, windows: list[dict]) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="2x only and fewer variants (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="fewer seeds and variants (a smoke run)")
+    p.add_argument("--seam-frames", type=int, default=129, help="length of the seam/drift runs (default 4x)")
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--case", type=int, help=argparse.SUPPRESS)  # internal: one length in this process
     args = p.parse_args()
     if args.case:
         print(json.dumps(one_case(args.case, args.steps)))
         return 0
-    lengths = [33, 65] if args.quick else [33, 65, 129]
+    lengths = [33, 65, 129]
     cost = []
     for n in lengths:
         res = subprocess.run([sys.executable, __file__, "--case", str(n), "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True)
         cost.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        print(json.dumps({"cost": cost[-1]}), file=sys.stderr, flush=True)  # partial results survive a stop
     base = cost[0]["peak_rss_bytes"]
     for c in cost:
         c["peak_vs_1x"] = round(c["peak_rss_bytes"] / base, 3)
-    long = lengths[-1]
+    long = args.seam_frames
     seams = []
     variants = [{"overlap": 2, "color_match": True}, {"overlap": 2, "color_match": False}]
     if not args.quick:
@@ -88,13 +91,14 @@ def main() -> int:
                      {"overlap": 2, "color_match": True, "overlap_multipliers": "0,0.2"}]
     for v in variants:
         figures = []
-        for seed in (0, 1, 2):
+        for seed in range(1 if args.quick else args.seeds):
             result, out, _ = _run(long, args.steps, seed, **v)
             figures.append(seam_figures(out, result.windows))
         seams.append({**v, "frames": long, **{k: (round(float(np.mean([f[k] for f in figures])), 3)
                                                    if k != "drift_rgb" else
                                                    [round(float(x), 2) for x in np.mean([f[k] for f in figures], 0)])
                                                 for k in figures[0]}})
+        print(json.dumps({"seams": seams[-1]}), file=sys.stderr, flush=True)
     print(json.dumps({"model": "pusa-tiny (bundled)", "steps": args.steps, "cost": cost, "seams": seams}, indent=1))
     return 0
 
