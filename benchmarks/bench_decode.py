@@ -3,8 +3,8 @@
 Prints one JSON object:
 
 - ``default``: the bundled model's default clip (64x64, 33 frames, 10 steps, its default cfg), total
-  and decode seconds, with the exact decode and with ``conv_backend="onednn"``
-  (``pusa/latent_codec.py``), and how many uint8 pixel values the two decodes disagree on.
+  and decode seconds, with the exact decode and with ``fast_decode=True`` (oneDNN convolutions and
+  direct RMS norms, ``pusa/latent_codec.py``), and how many uint8 pixel values the two disagree on.
 - ``mid``: a mid-size model (DiT dim 512 x 8 layers, Wan VAE base_dim 32, as ``bench_engine.py``'s
   ``mid``) at 128x128x33: decode seconds and decode share of the total, both backends.
 - ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time share).
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 
-def _timed(pipe, settings: dict, backend: str, repeats: int) -> tuple[dict, np.ndarray]:
-    """Best-of-``repeats`` timings of one request with the given decode backend, and its frames."""
+def _timed(pipe, settings: dict, fast: bool, repeats: int) -> tuple[dict, np.ndarray]:
+    """Best-of-``repeats`` timings of one request with the exact or the fast decode, and its frames."""
     from pusa.settings import GenerationSettings
 
-    pipe.codec.conv_backend = backend
+    pipe.codec.fast_decode = fast
     pipe.generate(GenerationSettings.parse({**settings, "steps": 1}))  # warm-up
     best, frames = None, None
     for _ in range(repeats):
@@ -44,11 +44,11 @@ def _timed(pipe, settings: dict, backend: str, repeats: int) -> tuple[dict, np.n
 
 
 def _compare(pipe, settings: dict, repeats: int) -> dict:
-    exact, a = _timed(pipe, settings, "exact", repeats)
-    onednn, b = _timed(pipe, settings, "onednn", repeats)
+    exact, a = _timed(pipe, settings, False, repeats)
+    fast, b = _timed(pipe, settings, True, repeats)
     diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    pipe.codec.conv_backend = "exact"
-    return {"exact": exact, "onednn": onednn, "decode_speedup": round(exact["decode_s"] / onednn["decode_s"], 2),
+    pipe.codec.fast_decode = False
+    return {"exact": exact, "fast": fast, "decode_speedup": round(exact["decode_s"] / fast["decode_s"], 2),
             "uint8_max_diff": int(diff.max()), "uint8_values_differing": round(float((diff > 0).mean()), 6)}
 
 
@@ -92,7 +92,7 @@ def profile_decode(pipe, top: int = 8) -> list[dict]:
 
     d = pipe.defaults
     z = torch.randn(pipe.family.latent_shape(d.width, d.height, d.frames), generator=torch.Generator().manual_seed(0))
-    pipe.codec.conv_backend = "exact"
+    pipe.codec.fast_decode = False
     pipe.codec.decode(z)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         pipe.codec.decode(z)

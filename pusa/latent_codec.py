@@ -10,10 +10,12 @@ Speed (``benchmarks/bench_decode.py``): on a CPU, PyTorch sends a float32 3-D co
 1 to its slow im2col kernel (``slow_conv3d``) unless ``N*C*T*H`` of the input exceeds 20480; the Wan
 decoder keeps ``C*H`` nearly constant across its stages, so a small VAE (pusa-tiny, or base_dim 32
 at 128 px) never crosses that line and spends most of its decode there, while a real Wan VAE at
-480p always uses oneDNN. ``conv_backend="onednn"`` calls oneDNN's convolution directly for the
-decoder's convolutions during a decode: the same arithmetic in another summation order, so results
+480p always uses oneDNN. The RMS norms' ``F.normalize`` over the channel dimension is a strided
+reduction that costs about 13x a plain sum of squares. ``fast_decode=True`` calls oneDNN's
+convolution directly for the decoder's float32 convolutions and computes the channel RMS norms as
+``x / sqrt(sum(x*x))`` during a decode: the same arithmetic in another summation order, so results
 differ in the last float bits (a uint8 level at most, rarely; measured in the benchmark). It is
-opt-in; the default ``"exact"`` keeps PyTorch's choice and the pinned outputs.
+opt-in; the default keeps PyTorch's and diffusers' kernels and the pinned outputs.
 """
 
 from __future__ import annotations
@@ -30,38 +32,48 @@ from pusa.errors import ModelLoadError
 
 # Called after each decoded latent frame with (done, total); may raise to cancel.
 FrameCallback = Callable[[int, int], None]
-CONV_BACKENDS = ("exact", "onednn")
-
-
 def _onednn_conv_forward(conv: nn.Conv3d, x: torch.Tensor, weight: torch.Tensor,
                          bias: torch.Tensor | None) -> torch.Tensor:
     return torch.mkldnn_convolution(x, weight, bias, conv.padding, conv.stride, conv.dilation, conv.groups)
 
 
+def _direct_rms_norm_forward(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """diffusers' channel-first ``WanRMS_norm`` for float32, with the norm as a plain sum of squares."""
+    return x / (x * x).sum(1, keepdim=True).sqrt().clamp_min(1e-12) * norm.scale * norm.gamma + norm.bias
+
+
 @contextmanager
-def _onednn_convs(module: nn.Module) -> Iterator[None]:
-    """Route ``module``'s float32 CPU zero-padded Conv3d layers through oneDNN while inside."""
-    patched = [m for m in module.modules() if isinstance(m, nn.Conv3d) and m.padding_mode == "zeros"
-               and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
-               and "_conv_forward" not in m.__dict__]
-    try:
-        for m in patched:
+def _fast_kernels(module: nn.Module) -> Iterator[None]:
+    """While inside: ``module``'s float32 CPU zero-padded Conv3d layers run on oneDNN and its
+    channel-first RMS norms use a direct sum of squares (see the module doc); restored on exit."""
+    patched = []
+    for m in module.modules():
+        if "_conv_forward" in m.__dict__ or "forward" in m.__dict__:
+            continue
+        if isinstance(m, nn.Conv3d) and m.padding_mode == "zeros" and m.weight.device.type == "cpu" \
+                and m.weight.dtype == torch.float32:
             m._conv_forward = partial(_onednn_conv_forward, m)
+            patched.append((m, "_conv_forward"))
+        elif type(m).__name__ == "WanRMS_norm" and m.channel_first and m.gamma.dtype == torch.float32 \
+                and m.gamma.device.type == "cpu":
+            m.forward = partial(_direct_rms_norm_forward, m)
+            patched.append((m, "forward"))
+    try:
         yield
     finally:
-        for m in patched:
-            m.__dict__.pop("_conv_forward", None)
+        for m, name in patched:
+            m.__dict__.pop(name, None)
 
 
 class LatentCodec:
     """The VAE of one model with its per-channel latent normalisation (mean/std from its config)."""
 
-    def __init__(self, vae: nn.Module, device: torch.device, conv_backend: str = "exact"):
-        if conv_backend not in CONV_BACKENDS:
-            raise ValueError(f"conv_backend: {conv_backend!r} is not allowed; expected one of {', '.join(CONV_BACKENDS)}")
+    def __init__(self, vae: nn.Module, device: torch.device, fast_decode: bool = False):
+        if not isinstance(fast_decode, bool):
+            raise ValueError(f"fast_decode: {fast_decode!r} is not allowed; expected True or False")
         self.vae = vae
         self.device = device
-        self.conv_backend = conv_backend  # "onednn": faster small-VAE decode on CPU, not bit-exact (module doc)
+        self.fast_decode = fast_decode  # faster small-VAE decode on CPU, not bit-exact (module doc)
         cfg = vae.config
         self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
@@ -136,9 +148,9 @@ class LatentCodec:
         if hook is not None and hasattr(hook, "pre_forward"):
             hook.pre_forward(vae)  # accelerate's offload hook, as diffusers' decode would call it
         vae.clear_cache()
-        fast = self.conv_backend == "onednn" and torch.backends.mkldnn.is_available()
+        fast = self.fast_decode and torch.backends.mkldnn.is_available()
         try:
-            with _onednn_convs(vae.decoder) if fast else nullcontext():
+            with _fast_kernels(vae.decoder) if fast else nullcontext():
                 yield from self._decode_frames(z, n, callback)
         finally:
             vae.clear_cache()

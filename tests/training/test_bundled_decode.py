@@ -1,4 +1,4 @@
-"""The opt-in oneDNN decode of the bundled model: same pixels within a uint8 level, no state left behind."""
+"""The opt-in fast decode of the bundled model: same pixels within a uint8 level, no state left behind."""
 
 from __future__ import annotations
 
@@ -18,21 +18,25 @@ def vae():
     return AutoencoderKLWan.from_pretrained(str(BUNDLED_DIR / "vae")).eval()
 
 
-def test_unknown_backend_is_refused(vae):
-    with pytest.raises(ValueError, match="conv_backend: 'fast' is not allowed"):
-        LatentCodec(vae, torch.device("cpu"), conv_backend="fast")
+def test_a_non_boolean_switch_is_refused(vae):
+    with pytest.raises(ValueError, match="fast_decode: 'onednn' is not allowed"):
+        LatentCodec(vae, torch.device("cpu"), fast_decode="onednn")
 
 
-def test_onednn_decode_matches_the_exact_one_and_restores_the_model(vae, monkeypatch):
-    calls = []
-    real = torch.mkldnn_convolution
+def test_fast_decode_matches_the_exact_one_and_restores_the_model(vae, monkeypatch):
+    import torch.nn.functional as F
+
+    calls, normalized = [], []
+    real, real_normalize = torch.mkldnn_convolution, F.normalize
     monkeypatch.setattr(torch, "mkldnn_convolution", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(F, "normalize", lambda *a, **k: normalized.append(1) or real_normalize(*a, **k))
     z = torch.randn(1, 16, 3, 8, 12, generator=torch.Generator().manual_seed(0))  # 96x64, 9 frames
     exact = LatentCodec(vae, torch.device("cpu")).decode(z)
-    assert not calls  # the default keeps PyTorch's own kernel choice (and the pinned outputs)
-    fast = LatentCodec(vae, torch.device("cpu"), conv_backend="onednn").decode(z)
-    assert calls
+    assert not calls and normalized  # the default keeps PyTorch's and diffusers' kernels (and the pinned outputs)
+    normalized.clear()
+    fast = LatentCodec(vae, torch.device("cpu"), fast_decode=True).decode(z)
+    assert calls and not normalized
     assert exact.shape == fast.shape == (9, 64, 96, 3)
     assert np.abs(exact.astype(int) - fast.astype(int)).max() <= 1
-    assert not any("_conv_forward" in m.__dict__ for m in vae.modules())  # un-patched after the decode
+    assert not any("_conv_forward" in m.__dict__ or "forward" in m.__dict__ for m in vae.modules())  # restored
     assert np.array_equal(LatentCodec(vae, torch.device("cpu")).decode(z), exact)
