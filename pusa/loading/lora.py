@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -192,7 +193,10 @@ def check_lora_fits(model: nn.Module, lora: LoraWeights) -> None:
 class MergedLoras:
     """Keeps LoRAs merged into a model at the requested scales, always re-merging from originals."""
 
-    def __init__(self, model: nn.Module, loras: list[LoraWeights], compute_device: torch.device | str | None = None):
+    def __init__(self, model: nn.Module, loras: list[LoraWeights], compute_device: torch.device | str | None = None,
+                 source: Callable[[str, str], torch.Tensor] | None = None):
+        """``source(module, param)`` returns an original weight as loaded (``pusa.speed.restore``: the
+        checkpoint's memory-mapped file); a weight it returns bit-identically is not copied to host RAM."""
         for lora in loras:
             check_lora_fits(model, lora)
         self.model = model
@@ -203,13 +207,30 @@ class MergedLoras:
         modules = dict(model.named_modules())
         self._targets: dict[str, nn.Module] = {}
         self._originals: dict[tuple[str, str], torch.Tensor] = {}
+        self._source = source
+        self._from_source: set[tuple[str, str]] = set()
         for lora in loras:
             for name, entry in lora.modules.items():
                 mod = modules[name]
                 self._targets[name] = mod
                 for pname in ("weight",) + (("bias",) if entry.diff_b is not None else ()):
-                    if (name, pname) not in self._originals:
-                        self._originals[(name, pname)] = getattr(mod, pname).detach().to("cpu", copy=True)
+                    key = (name, pname)
+                    if key in self._originals or key in self._from_source:
+                        continue
+                    current = getattr(mod, pname).detach()
+                    if source is not None and _same(source, name, pname, current):
+                        self._from_source.add(key)
+                    else:
+                        self._originals[key] = current.to("cpu", copy=True)
+
+    @property
+    def host_copy_bytes(self) -> int:
+        """Bytes of original weights held in host RAM (0 when all are read back from the checkpoint)."""
+        return sum(t.numel() * t.element_size() for t in self._originals.values())
+
+    def _original(self, name: str, pname: str) -> torch.Tensor:
+        key = (name, pname)
+        return self._originals[key] if key in self._originals else self._source(name, pname)
 
     def set_scales(self, scales: list[float] | tuple[float, ...]) -> bool:
         """Merge every LoRA at its scale; returns False (and does nothing) if already at those scales."""
@@ -230,10 +251,10 @@ class MergedLoras:
     def _merge_module(self, name: str, mod: nn.Module, scales: tuple[float, ...]) -> None:
         weight = mod.weight
         device = self.compute_device or weight.device
-        w = self._originals[(name, "weight")].to(device, torch.float32, copy=True)
+        w = self._original(name, "weight").to(device, torch.float32, copy=True)
         b = None
-        if (name, "bias") in self._originals:
-            b = self._originals[(name, "bias")].to(device, torch.float32, copy=True)
+        if (name, "bias") in self._originals or (name, "bias") in self._from_source:
+            b = self._original(name, "bias").to(device, torch.float32, copy=True)
         for lora, scale in zip(self.loras, scales):
             entry = lora.modules.get(name)
             if entry is None or scale == 0.0:
@@ -249,6 +270,15 @@ class MergedLoras:
         weight.data.copy_(w.to(weight.dtype))
         if b is not None:
             mod.bias.data.copy_(b.to(mod.bias.dtype))
+
+
+def _same(source, name: str, pname: str, current: torch.Tensor) -> bool:
+    """Whether ``source`` holds exactly the loaded weight (then it need not be copied)."""
+    try:
+        original = source(name, pname)
+    except KeyError:
+        return False
+    return original.dtype == current.dtype and torch.equal(original, current.cpu())
 
 
 def lora_files_per_expert(layout, lora, lora_low, extra, extra_low, use_default: bool) -> list[list[Path]]:
