@@ -108,6 +108,7 @@ def component_bytes() -> dict:
     from pusa.loading.components import _meta_init
 
     t5 = _meta_init(UMT5EncoderModel, config=UMT5Config(**UMT5_XXL))
+    t5.tie_weights()  # the encoder's token embedding is the shared one (one tensor once loaded)
     vae = _meta_init(AutoencoderKLWan, base_dim=96, z_dim=16)
     return {"text_encoder": sum(p.numel() for p in t5.parameters()) * 2,
             "vae": sum(p.numel() for p in vae.parameters()) * 4}  # the engine runs the VAE in fp32
