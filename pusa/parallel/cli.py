@@ -74,6 +74,9 @@ def plan_degrees(args: argparse.Namespace, family: "ModelFamily", settings: "Gen
     if degrees.world == 1:
         return None
     check_speed_options(args, degrees)
+    if degrees.ring > 1 and args.dtype == "fp32":
+        raise InputError("dtype: 'fp32' is not allowed with --ring-degree above 1; expected auto, bf16 or fp16 "
+                         "(ring attention runs on cuDNN, which takes half precision)")
     stride = family.spatial_stride
     check_tokens(degrees, family.tokens_per_frame(settings.height // stride, settings.width // stride),
                  f"{settings.width}x{settings.height}")

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from pusa.errors import GenerationCancelled, InputError, PusaError
 from pusa.parallel.degrees import Degrees, check_tokens
 from pusa.parallel.launch import LOOPBACK, rank_environment, torchrun_command
-from pusa.parallel.serve import ADDRESS_ENV, KEY_ENV, SPEC_ENV
+from pusa.parallel.serve import ADDRESS_ENV, KEY_ENV, SPEC_ENV, recv, send
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class RankPool:
         while True:
             try:
                 if conn.poll(POLL_S):
-                    return conn.recv()
+                    return recv(conn)
             except (EOFError, OSError):
                 self._wait_exit()
                 self._check_alive(when)
@@ -145,7 +145,7 @@ class RankPool:
         if they take too long)."""
         if self._conn is not None:
             try:
-                self._conn.send(("stop",))
+                send(self._conn, ("stop",))
             except OSError:
                 pass
             self._conn.close()
@@ -197,12 +197,13 @@ class RankPool:
             job = {"settings": settings, "images": [str(p) for p in images] if images else None,
                    "video": str(video) if video else None, "output": str(out)}
             try:
-                self._conn.send(("job", job))
+                send(self._conn, ("job", job))
                 return self._follow(out, callback)
-            except RankGroupFailed as e:
+            except (RankGroupFailed, OSError, EOFError) as e:  # the group or its connection is gone
                 self._conn = None
-                self._restart_later(str(e))
-                raise RankGroupFailed(f"{e}; the job failed and the worker group is restarting") from None
+                why = str(e) if isinstance(e, RankGroupFailed) else f"the connection to rank 0 broke ({e})"
+                self._restart_later(why)
+                raise RankGroupFailed(f"{why}; the job failed and the worker group is restarting") from None
 
     def _follow(self, out: Path, callback: Callable[[Any], None]) -> PoolResult:
         cancelled = False
@@ -214,7 +215,7 @@ class RankPool:
                     callback(message[1])
                 except GenerationCancelled:
                     if not cancelled:
-                        self._conn.send(("cancel",))
+                        send(self._conn, ("cancel",))
                         cancelled = True
             elif kind == "done":
                 return PoolResult(out, message[1]["settings"], message[1]["timings"])

@@ -277,7 +277,9 @@ def _ring_backend(pipe: "PusaPipeline") -> None:
     if pipe.device.type != "cuda" or pipe.dtype not in (torch.bfloat16, torch.float16):
         raise InputError("ring-degree: ring attention needs CUDA with --dtype bf16 or fp16 (cuDNN attention)")
     for dit in pipe.transformers:
-        dit.set_attention_backend("_native_cudnn")
+        chosen = getattr(getattr(dit.blocks[0].attn1, "processor", None), "_attention_backend", None)
+        if chosen in (None, "native"):  # a backend the user chose (flash, ...) stays; diffusers checks it
+            dit.set_attention_backend("_native_cudnn")
 
 
 def pseudo_frames(frames: int, context: int) -> int:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import sys
+from dataclasses import replace
 from multiprocessing.connection import Client, Connection
 from typing import Any
 
@@ -32,6 +34,22 @@ SPEC_ENV, ADDRESS_ENV, KEY_ENV = "PUSA_RANKS_SPEC", "PUSA_RANKS_ADDRESS", "PUSA_
 HEARTBEAT_S = 2.0
 
 
+def send(conn: Connection, message: tuple) -> None:
+    """Plain pickle over the connection: ``Connection.send`` would hand tensors over as shared file
+    descriptors, which only processes of one ``multiprocessing`` family may open."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def recv(conn: Connection) -> tuple:
+    return pickle.loads(conn.recv_bytes())
+
+
+def _on_cpu(info: Any) -> Any:
+    """A progress record as the service may receive it: tensors (the live preview's estimate) on the CPU."""
+    denoised = getattr(info, "denoised", None)
+    return replace(info, denoised=denoised.detach().cpu()) if denoised is not None else info
+
+
 class _Canceller:
     """The step callback of one job on one rank: progress to the service (rank 0), agreed cancel."""
 
@@ -42,9 +60,9 @@ class _Canceller:
 
     def __call__(self, info: Any) -> None:
         if self.conn is not None:
-            self.conn.send(("progress", info))
+            send(self.conn, ("progress", _on_cpu(info)))
             while self.conn.poll(0):
-                if self.conn.recv()[0] == "cancel":
+                if recv(self.conn)[0] == "cancel":
                     self.asked = True
         if info.phase == "denoise":  # every rank runs the same denoising steps: agree at each
             if self.group.all_agree(self.asked):
@@ -61,7 +79,7 @@ def run_job(group: RankGroup, pipe: Any, conn: Connection | None, job: dict[str,
 
     def answer(*message: Any) -> None:
         if conn is not None:
-            conn.send(message)
+            send(conn, message)
 
     try:
         result = generate_video(pipe, job["settings"], images=job["images"], video=job["video"],
@@ -85,7 +103,7 @@ def serve(group: RankGroup, pipe: Any, conn: Connection | None) -> None:
         if conn is not None:
             try:
                 if conn.poll(HEARTBEAT_S):
-                    message = conn.recv()
+                    message = recv(conn)
             except (EOFError, OSError):
                 message = ("stop",)
         message = group.broadcast_object(message)
@@ -108,12 +126,12 @@ def main() -> int:
     if group.is_main:
         host, port = os.environ[ADDRESS_ENV].rsplit(":", 1)
         conn = Client((host, int(port)), authkey=bytes.fromhex(os.environ[KEY_ENV]))
-    report = (lambda component, status: conn.send(("load", component, status))) if conn is not None else None
+    report = (lambda component, status: send(conn, ("load", component, status))) if conn is not None else None
     pipe = PusaPipeline.from_pretrained(spec["model"], **group.load_kwargs(spec["engine"]), on_progress=report)
     group.attach(pipe)
     group.barrier()  # every rank loaded
     if conn is not None:
-        conn.send(("ready", group.degrees.describe()))
+        send(conn, ("ready", group.degrees.describe()))
     try:
         serve(group, pipe, conn)
     finally:
