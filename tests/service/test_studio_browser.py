@@ -307,3 +307,54 @@ def test_long_video_with_three_prompts_then_extend_the_result(page, server) -> N
     assert ext["task"] == "v2v" and ext["settings"]["extend"] == 8 and ext["resolved_settings"]["frames"] > 8
     page.wait_for_function("() => { const v = document.querySelector('#v2v-video video'); return v && v.duration > 0; }",
                            timeout=30_000)
+
+
+def test_unreadable_image_upload_says_so_next_to_the_field(page, tmp_path: Path) -> None:
+    open_tab(page, "i2v")
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"not a picture at all\n" * 50)
+    page.locator("#i2v-image input[type=file]").set_input_files(str(fake))
+    err = page.locator("#i2v-err-images .pusa-field-error")
+    expect(err).to_contain_text("not an image we can read: PNG, JPEG, WebP", timeout=15_000)
+    textbox(page, "i2v-prompt").fill("x")
+    page.locator("#i2v-generate").click()
+    expect(err).to_contain_text("not an image we can read", timeout=15_000)
+    body = page.locator("body").inner_text()
+    for raw in ("UnidentifiedImageError", "Could not preprocess", "studio-cache", "Traceback"):
+        assert raw not in body, f"{raw!r} reached the page"
+
+
+def test_a_reload_reattaches_the_tab_to_its_running_job(page, server) -> None:
+    open_tab(page, "t2v")
+    textbox(page, "t2v-prompt").fill("a long wait")
+    set_number(page, "t2v-steps", "25")  # 0.2 s a step: about 5 s running
+    page.locator("#t2v-generate").click()
+    running = page.locator('#t2v-status-box[data-status="running"]')
+    running.wait_for(timeout=30_000)
+    job_id = running.get_attribute("data-job")
+    expect(page.locator("#t2v-status-box .pusa-status-times")).to_contain_text("elapsed", timeout=10_000)
+    page.reload()
+    page.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
+    open_tab(page, "t2v")
+    box = page.locator(f'#t2v-status-box[data-job="{job_id}"]')
+    box.wait_for(timeout=30_000)
+    assert box.get_attribute("data-status") in ("running", "succeeded")
+    page.wait_for_selector(f'#t2v-status-box[data-job="{job_id}"][data-status="succeeded"]', timeout=60_000)
+    page.wait_for_function("() => { const v = document.querySelector('#t2v-video video'); return v && v.duration > 0; }",
+                           timeout=30_000)
+
+
+def test_history_follows_jobs_live_with_the_queue(page, server) -> None:
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-table").wait_for(timeout=15_000)
+    r = httpx.post(f"{server.url}/api/jobs", data={"settings": '{"task": "t2v", "prompt": "live row", "steps": 15}'},
+                   timeout=30)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    expect(page.locator("#history-table")).to_contain_text(job_id, timeout=15_000)  # no refresh clicked
+    expect(page.locator("#history-queue")).to_contain_text(f"Running: {job_id}", timeout=30_000)
+    expect(page.locator("#history-table")).to_contain_text("succeeded", timeout=60_000)
+    deadline = time.time() + 30
+    while api_job(server, job_id)["status"] != "succeeded" and time.time() < deadline:
+        time.sleep(0.2)
+    expect(page.locator("#history-queue")).not_to_contain_text(job_id, timeout=15_000)

@@ -56,6 +56,8 @@ class TaskTab:
     run_outputs: list[Any] = field(default_factory=list)  # what Generate writes (a chained submit reuses it)
     run: Any = None  # the Generate handler (an async generator)
     redraw: tuple[Any, ...] = ()  # (fn, inputs, outputs) that redraws the duration and the window plan
+    remembered: Any = None  # the job id in the browser's local storage (re-attached after a reload)
+    attach: tuple[Any, ...] = ()  # (fn, inputs, outputs) that follows the remembered job on page load
     general_error: Any = None
     status: Any = None
     video: Any = None

@@ -10,12 +10,15 @@ from typing import Any
 import gradio as gr
 
 from pusa.service.jobs import JobConflict, JobNotFound, JobService
-from pusa.service.store import SUCCEEDED, QueueFull, StorageError
+from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, QueueFull, StorageError
 from pusa.service.studio.forms import BUTTON_IDS, TaskTab, fill_from_job
 from pusa.service.studio.inputs import InputFiles
+from pusa.service.i18n import request_lang, say
+from pusa.service.studio.clock import clock_text
 from pusa.service.studio.render import T
 
 LISTED_JOBS = 100
+LIVE_SECONDS = 2.0
 GALLERY_VIDEOS = 24
 HEADERS = ["id", "status", "task", "prompt", "seed", "created"]
 
@@ -34,6 +37,7 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
     ids_state = gr.State([])
     gallery_ids = gr.State([])
     selected = gr.State(None)
+    queue_line = gr.Markdown("", elem_id="history-queue")
     refresh = gr.Button(T("refresh"), size="sm", elem_id="history-refresh")
     gallery = gr.Gallery(label=T("past_videos"), columns=4, height="auto", allow_preview=False,
                          elem_id="history-gallery")
@@ -54,7 +58,8 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
 
     def load() -> list[Any]:
         jobs, _ = service.list_jobs(limit=LISTED_JOBS)
-        rows = [[j.id, j.status, j.task, (j.settings.get("prompt") or "")[:80], (j.resolved or {}).get("seed", ""),
+        rows = [[j.id, status_cell(service, j), j.task, (j.settings.get("prompt") or "")[:80],
+                 (j.resolved or {}).get("seed", ""),
                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
         vids = [(j, service.output_path(j)) for j in jobs if j.status == SUCCEEDED]
         vids = [(j, p) for j, p in vids if p is not None][:GALLERY_VIDEOS]
@@ -82,6 +87,21 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
     listing = [table, ids_state, gallery, gallery_ids]
     refresh.click(load, None, listing, queue=False)
     history_tab.select(load, None, listing, queue=False)
+
+    # live: the table and the queue line follow the jobs; the gallery changes only when a video is added
+    timer = gr.Timer(LIVE_SECONDS)
+    shown = gr.State(None)
+
+    def live(request: gr.Request, last: Any) -> list[Any]:
+        line = queue_markdown(service, request_lang(request))
+        if last is None:  # History not opened yet in this page: only the queue line
+            return [gr.update(), gr.update(), gr.update(), gr.update(), line, last]
+        rows, ids, gal, gal_ids = load()
+        return [gr.update() if rows == last[0] else rows, ids, gr.update() if gal_ids == last[1] else gal, gal_ids,
+                line, [rows, gal_ids]]
+
+    timer.tick(live, shown, [*listing, queue_line, shown], queue=False, show_progress="hidden")
+    history_tab.select(lambda: [[], []], None, shown, queue=False)
     table.select(pick_row, ids_state, [detail, detail_video, selected], queue=False)
     gallery.select(pick_video, gallery_ids, [detail, detail_video, selected], queue=False)
 
@@ -119,3 +139,31 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
 
     delete.click(delete_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)
     return HistoryView(selected, continuations)
+
+
+def status_cell(service: JobService, job: Job) -> str:
+    """A job's status in the table, with its place in the queue or its progress while it runs."""
+    if job.status == QUEUED:
+        return f"{job.status} #{service.job_dict(job)['queue_position']}"
+    if job.status == RUNNING:
+        return f"{job.status} {round(service.job_dict(job)['progress']['fraction'] * 100)}%"
+    return job.status
+
+
+def queue_markdown(service: JobService, lang: str, now: float | None = None) -> str:
+    """Who is running (task, phase, elapsed, time left from its pace so far) and how many wait."""
+    now = time.time() if now is None else now
+    counts = service.queue_counts()
+    text = say("q_waiting", lang, n=counts.get(QUEUED, 0))
+    running, _ = service.list_jobs(limit=1, status=RUNNING)
+    if running:
+        job = running[0]
+        d = service.job_dict(job)
+        prog = d["progress"]
+        elapsed = max(0.0, now - (job.started_at or now))
+        frac = prog["fraction"]
+        left = f" · {say('st_left', lang, left=clock_text(elapsed * (1 - frac) / frac))}" if frac > 0.05 else ""
+        phase = f"{prog['phase']} {prog['step']}/{prog['total']}" if prog["phase"] else ""
+        text = say("q_running", lang, id=job.id, task=job.task, phase=phase, pct=round(frac * 100),
+                   elapsed=clock_text(elapsed)) + left + " — " + text
+    return text

@@ -62,6 +62,9 @@ class StudioPage:
             wire_continuations(self.service, self.files, self.family, tabs, self.tabs,
                                [*sources, ContinuationSource(history.selected, history.continuations)])
             self._wire_model_hints(demo, timer, model_status)
+            for t in self.tabs.values():  # after a reload each tab follows its job again (also on the
+                fn, inputs, outputs = t.attach  # remembered id's change: the page reads it after load)
+                demo.load(fn, inputs, outputs, concurrency_limit=None, show_progress="hidden")
         return demo
 
     def _wire_model_hints(self, demo: gr.Blocks, timer: gr.Timer, model_status: Any) -> None:

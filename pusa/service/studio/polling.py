@@ -9,6 +9,7 @@ reads the job on a small private pool, so a thousand waiting tabs cost timers, n
 from __future__ import annotations
 
 import asyncio
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -29,6 +30,7 @@ from pusa.service.uploads import UploadRejected
 POLL_SECONDS = 0.25
 READ_THREADS = 2
 RECENT = 10  # succeeded jobs the time estimates learn from
+BROWSER_SECRET = secrets.token_hex(16)  # per server process: job ids remembered by a browser (not sensitive)
 
 
 class JobFollower:
@@ -74,8 +76,12 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
     names = tab.names
     err_boxes = list(tab.errors.values())
     continuations = list(tab.continuations.values())
+    # the tab's job id also lives in the browser's local storage, so a reload re-attaches to it
+    # (an explicit secret: Gradio re-creates components per session, and a re-created one would draw
+    # a new random secret and could no longer read what the page stored)
+    tab.remembered = gr.BrowserState(None, storage_key=f"pusa-job-{tab.task}", secret=BROWSER_SECRET)
     outputs = [tab.status, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
-               tab.job_state, tab.seed_state, *continuations, *err_boxes]
+               tab.job_state, tab.seed_state, tab.remembered, *continuations, *err_boxes]
 
     def submit(vals: dict[str, Any]) -> Job:
         raw, images, video = collect(tab, vals, files, service.model_is_wan22)
@@ -95,13 +101,19 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
         except (ModelUnavailable, QueueFull, StorageError) as e:  # not the user's input: no "please fix"
             yield show_general(tab, say("not_queued", lang, reason=str(e)), lang, cleared)
             return
+        async for update in follow(job.id, lang, cleared):
+            yield update
+
+    async def follow(job_id: str, lang: str, cleared: dict[Any, str]) -> AsyncIterator[dict[Any, Any]]:
+        """The job's live status until it ends, then its result (also after a reload: :func:`attach`)."""
         base = {**cleared, tab.general_error: "", tab.video: None, tab.download: gr.update(visible=False),
                 tab.reuse: gr.update(visible=False), tab.reuse_seed: gr.update(visible=False),
-                tab.seed_info: "", tab.job_state: job.id, **{b: gr.update(visible=False) for b in continuations}}
+                tab.seed_info: "", tab.job_state: job_id, tab.remembered: job_id,
+                **{b: gr.update(visible=False) for b in continuations}}
         last = None
         per_latent, typical = await follower.past()
         clock = StepClock(per_latent)
-        async for snap in follower.follow(job.id):
+        async for snap in follower.follow(job_id):
             if snap is None:  # deleted from the history tab meanwhile
                 yield {tab.status: status_html(tab.task, None, lang, True, say("st_cancelled", lang))}
                 return
@@ -119,6 +131,27 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
     tab.generate.click(run, tab.components, outputs, concurrency_limit=None, show_progress="hidden",
                        api_name=f"generate_{tab.task}", preprocess=False)
     tab.run, tab.run_outputs = run, outputs  # "Extend" elsewhere fills this tab, then runs the same submit
+
+    async def attach(request: gr.Request, job_id: Any, following: Any) -> AsyncIterator[dict[Any, Any]]:
+        """After a reload: follow the job this tab had (queued or running), or show its result again.
+
+        Runs when the page has read the id from local storage (the remembered value's change), which
+        is also when this tab itself stored it: a job the tab already follows is left alone.
+        """
+        if not isinstance(job_id, str) or not job_id or job_id == following:
+            yield {tab.status: gr.update()}  # nothing to do (a generator yielding nothing blanks its outputs)
+            return
+        try:
+            await asyncio.to_thread(service.get, job_id)
+        except JobNotFound:  # deleted meanwhile (or retention): forget it
+            yield {tab.remembered: None}
+            return
+        async for update in follow(job_id, request_lang(request), {box: "" for box in err_boxes}):
+            yield update
+
+    tab.attach = (attach, [tab.remembered, tab.job_state], outputs)  # the page runs it on load
+    tab.remembered.change(attach, [tab.remembered, tab.job_state], outputs, concurrency_limit=None,
+                          show_progress="hidden")
 
     def cancel(job_id: str | None) -> None:
         if not job_id:
