@@ -198,8 +198,9 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
 #    drifts (colour and shape) after the last trained chunk.
 # Step counts: the first build's, with phase 2 (where varied pictures are learnt) four times longer
-# at half the batch. Not yet run end to end: a 260-step fine-tune of the first VAE on these
-# pictures reached only 13-20 dB per kind (docs/training.md), so the VAE needs thousands of steps.
+# at half the batch. Not yet run end to end, and only a starting point: a fine-tune of the first
+# VAE on these pictures plateaued at 14-18 dB per kind up to 1160 single-frame steps
+# (docs/training.md says what to try next).
 VAE_PHASES: tuple[dict, ...] = (
     dict(steps=300, posterior="sample", lr=6e-4, seed_offset=0),
     dict(steps=2400, posterior="mode", lr=8e-4, frames=1, crop=64, batch=8, seed_offset=40),
