@@ -69,22 +69,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         p = tasks.add_parser(spec.name, help=spec.summary, description=f"{spec.summary.capitalize()}.",
                              epilog=f"example:\n  {spec.cli_example}",
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        g = p.add_argument_group("request")
-        g.add_argument("--prompt", required=True, action="append",
-                       help="what the video shows; repeat for a long video: one per window, the last repeats")
-        g.add_argument("--negative-prompt", help="what to avoid (default: Wan's usual artefact list)")
-        _add_task_inputs(g, spec)
-        g.add_argument("--lora-alpha", type=float, help="Pusa LoRA strength 0-5 (default 1.4); Wan2.2: high-noise")
-        g.add_argument("--lora-alpha-low", type=float, help="Wan2.2: low-noise LoRA strength")
-        g.add_argument("--extra-lora-scale", type=float, help="scale of --extra-lora (default 1.0)")
-        g.add_argument("--steps", type=int, help="denoising steps 1-50 (default 10)")
-        g.add_argument("--cfg", type=float, help="guidance scale (default 5.0; 1 = no negative pass)")
-        g.add_argument("--shift", type=float, help="sigma shift (default 5.0)")
-        g.add_argument("--seed", type=int, help="random when omitted; the used seed is printed")
-        g.add_argument("--size", help="WxH (multiples of 16) or 480p/720p; default: the model's")
-        g.add_argument("--frames", type=int, help="pixel frames, 4k+1 (default: the model's, 81 for Wan)")
-        g.add_argument("--fps", type=int, help="frames per second of the MP4 (default: the model's, 16 for Wan)")
-        _add_long_video(p, spec)
+        g = add_request_options(p, spec)
         g.add_argument("--output", metavar="PATH", help="an .mp4 file, or a folder for lossless PNG frames "
                                                         "(default: outputs/<task>_<time>_<seed>.mp4)")
         g.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -92,6 +77,28 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         add_engine_options(p)
         add_parallel_options(p)
         p.set_defaults(handler=cmd_generate)
+
+
+def add_request_options(p: argparse.ArgumentParser, spec: TaskSpec) -> argparse._ArgumentGroup:
+    """The settings and input flags of one task (``pusa generate`` and ``pusa sweep`` share them);
+    returns the "request" group for the caller's own output flags."""
+    g = p.add_argument_group("request")
+    g.add_argument("--prompt", required=True, action="append",
+                   help="what the video shows; repeat for a long video: one per window, the last repeats")
+    g.add_argument("--negative-prompt", help="what to avoid (default: Wan's usual artefact list)")
+    _add_task_inputs(g, spec)
+    g.add_argument("--lora-alpha", type=float, help="Pusa LoRA strength 0-5 (default 1.4); Wan2.2: high-noise")
+    g.add_argument("--lora-alpha-low", type=float, help="Wan2.2: low-noise LoRA strength")
+    g.add_argument("--extra-lora-scale", type=float, help="scale of --extra-lora (default 1.0)")
+    g.add_argument("--steps", type=int, help="denoising steps 1-50 (default 10)")
+    g.add_argument("--cfg", type=float, help="guidance scale (default 5.0; 1 = no negative pass)")
+    g.add_argument("--shift", type=float, help="sigma shift (default 5.0)")
+    g.add_argument("--seed", type=int, help="random when omitted; the used seed is printed")
+    g.add_argument("--size", help="WxH (multiples of 16) or 480p/720p; default: the model's")
+    g.add_argument("--frames", type=int, help="pixel frames, 4k+1 (default: the model's, 81 for Wan)")
+    g.add_argument("--fps", type=int, help="frames per second of the MP4 (default: the model's, 16 for Wan)")
+    _add_long_video(p, spec)
+    return g
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(sub)
+    from pusa.sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     _add_info(sub)
     # The service and the trainer register their own subcommands.
     from pusa.service.cli import add_serve_parser
