@@ -75,6 +75,7 @@ class PusaPipeline:
     """One loaded model (Wan2.1 or Wan2.2) with its LoRAs, ready to generate any task."""
 
     speed: SpeedOptions = SpeedOptions()
+    extra_lora_loaded = False  # an --extra-lora for every expert (what a distillation preset needs)
 
     def __init__(self, layout: ModelLayout, transformers: list[torch.nn.Module], vae: torch.nn.Module,
                  text_encoder: torch.nn.Module, tokenizer: Any, device: torch.device, dtype: torch.dtype,
@@ -162,9 +163,15 @@ class PusaPipeline:
         pipe = cls(layout, transformers, vae, text_encoder, tokenizer, dev, dt, merged, paths,
                    torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames)
         pipe.speed = speed
+        pipe.extra_lora_loaded = extra_lora is not None and (not layout.is_wan22 or extra_lora_low is not None)
         log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)", layout.label, layout.kind, family.name, dev, dt,
                  len(paths))
         return pipe
+
+    @property
+    def presets(self) -> list[str]:
+        """The presets a job may choose on this model (one needing a distillation LoRA only if it was loaded)."""
+        return self.speed.available_presets(self.extra_lora_loaded)
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -182,7 +189,7 @@ class PusaPipeline:
 
     def validate(self, settings: GenerationSettings, n_images: int = 0, has_video: bool = False) -> GenerationSettings:
         """Fill this model's defaults and the seed, and check the cross-field rules."""
-        settings = self.speed.request_defaults(settings)
+        settings = self.speed.request_defaults(settings, self.extra_lora_loaded)
         return settings.resolve(self.family, n_images=n_images, has_video=has_video,
                                 max_pixel_frames=self.max_pixel_frames)
 

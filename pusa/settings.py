@@ -24,6 +24,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
 
 from pusa.errors import FieldProblem, SettingsError
 from pusa.settings_parsing import excerpt, parse_list, parse_size, settings_error_from
+from pusa.speed.names import PRESET_NAMES
 from pusa.family import WAN21, ModelDefaults, ModelFamily
 from pusa.windows import MAX_WINDOWS, count_windows, default_overlap
 from pusa.tasks import TASKS, get_task
@@ -102,6 +103,9 @@ class GenerationSettings(BaseModel):
         None, description="Long video: noise multiplier of each overlap frame, 0..1 (default 0: kept exactly)")
     color_match: StrictBool = Field(True, description="Long video: match each window's colour statistics to the "
                                                       "first window's (against drift)")
+    preset: StrictStr | None = Field(None, description=f"Speed recipe for this job: {', '.join(PRESET_NAMES)} "
+                                                       "(lightx2v needs the distillation LoRA loaded); "
+                                                       "default: the one the model was loaded with")
     extend: StrictInt | None = Field(None, ge=4, le=MAX_FRAMES - 1,
                                      description="v2v: add this many new frames (a multiple of 4) after the whole "
                                                  "input video")
@@ -112,6 +116,13 @@ class GenerationSettings(BaseModel):
         """JSON clients may write 10.0 for 10; a fraction (64.9) or a bool stays an error, never rounded."""
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             return int(v)
+        return v
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRESET_NAMES:
+            raise ValueError(f"{excerpt(v)} is not allowed; expected one of {', '.join(PRESET_NAMES)}")
         return v
 
     @field_validator("task")

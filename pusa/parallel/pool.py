@@ -29,6 +29,7 @@ from pusa.errors import GenerationCancelled, InputError, PusaError
 from pusa.parallel.degrees import Degrees, check_tokens
 from pusa.parallel.launch import LOOPBACK, rank_environment, torchrun_command
 from pusa.parallel.serve import ADDRESS_ENV, KEY_ENV, SPEC_ENV, recv, send
+from pusa.speed.options import SpeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ class RankPool:
         self.defaults = layout.family.defaults
         self.is_wan22 = layout.family.is_wan22
         self.label = f"{layout.label} on {degrees.describe()}"
+        self.preset = engine_options.get("preset", "none")
+        self.extra_lora_loaded = engine_options.get("extra_lora") is not None and (
+            not self.is_wan22 or engine_options.get("extra_lora_low") is not None)
+        self.speed = SpeedOptions(preset=self.preset)
+        self.presets = self.speed.available_presets(self.extra_lora_loaded)
         self.degrees = degrees
         self.timeout_s = timeout_s
         self.load_timeout_s = load_timeout_s
@@ -181,6 +187,7 @@ class RankPool:
     # ------------------------------------------------------------------ Engine
 
     def validate(self, settings: Any, n_images: int, has_video: bool) -> Any:
+        settings = self.speed.request_defaults(settings, self.extra_lora_loaded)
         resolved = settings.resolve(self.family, n_images=n_images, has_video=has_video,
                                     max_pixel_frames=self.max_pixel_frames)
         stride = self.family.spatial_stride

@@ -7,6 +7,7 @@ wraps the real :class:`pusa.pipeline.PusaPipeline`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, str], None]
 
 LOADING, READY, FAILED, IDLE = "loading", "ready", "failed", "idle"
+
+
+class ModelBusy(RuntimeError):
+    """A model is loading already; a switch must wait until it has settled (HTTP 409)."""
 
 
 class Engine(Protocol):
@@ -51,6 +56,10 @@ class PipelineEngine:
         self.family: ModelFamily | None = getattr(pipe, "family", None)
         self.is_wan22: bool = bool(getattr(pipe, "is_wan22", False))
         self.label: str | None = getattr(pipe, "label", None)
+        self.presets: list[str] = list(getattr(pipe, "presets", ["none"]))
+        self.preset: str = pipe.speed.preset if hasattr(pipe, "speed") else "none"
+        # file names only (a job's record reaches clients; server paths never do)
+        self.lora_names: list[str] = [Path(p).name for p in getattr(pipe, "lora_paths", None) or []]
 
     def validate(self, settings: GenerationSettings, n_images: int, has_video: bool) -> GenerationSettings:
         return self.pipe.validate(settings, n_images, has_video)
@@ -99,7 +108,9 @@ class ModelHost:
     """Loads the model in a background thread and reports per-component progress meanwhile.
 
     The server answers immediately; the worker waits on :attr:`ready` before taking jobs, so jobs
-    submitted while the model loads simply wait in the queue.
+    submitted while the model loads simply wait in the queue. :meth:`switch` loads another model
+    the same way (``pusa serve --models-dir``); the worker holds :attr:`in_use` while it claims and
+    runs a job, so no job ever starts on a half-loaded or released model.
     """
 
     def __init__(self, loader: Callable[[ProgressFn], Engine], label: str):
@@ -114,6 +125,11 @@ class ModelHost:
         self.done = threading.Event()  # set when loading ended, either way
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.in_use = threading.Lock()  # held by the worker from claiming a job to its end
+        self.model_id: str | None = None  # the picker's ids of what is loaded (None: the startup model)
+        self.lora_id: str | None = None
+        self.switch_error: str | None = None  # why the last switch failed (the previous model serves again)
+        self.redact: Callable[[str], str] = lambda text: text  # error texts reach clients: the switcher hides paths
 
     @property
     def ready(self) -> bool:
@@ -133,33 +149,102 @@ class ModelHost:
         log.info("model component %s: %s", component, status)
 
     def _run(self) -> None:
+        name = self.label
         try:
-            engine = self._loader(self._on_progress)
-        except Exception as e:  # any failure must reach the page and /api/ready, not kill the server
-            log.exception("model failed to load")
-            self.error = f"{type(e).__name__}: {e}"
-            self.state = FAILED
-        else:
-            self.engine = engine
-            label = getattr(engine, "label", None)
-            if label:
-                self.label = f"{label} ({self.label})" if self.label.startswith("bundled") else str(label)
-            self.ready_at = time.time()
-            self.state = READY
-            log.info("model ready after %.1f s", self.ready_at - (self.started_at or self.ready_at))
+            self._load(self._loader, lambda label: f"{label} ({name})" if name.startswith("bundled") else label)
         finally:
             self.done.set()
+
+    def _load(self, loader: Callable[[ProgressFn], Engine], label_of: Callable[[str], str]) -> bool:
+        """Run ``loader``; READY with the engine (``label_of`` names it from its own label) or FAILED."""
+        with self._lock:
+            self.components = {}
+        self.started_at, self.ready_at, self.error = time.time(), None, None
+        self.state = LOADING
+        try:
+            engine = loader(self._on_progress)
+        except Exception as e:  # any failure must reach the page and /api/ready, not kill the server
+            log.exception("model failed to load")
+            self.error = self.redact(f"{type(e).__name__}: {e}")
+            self.state = FAILED
+            release_memory()  # whatever the failed load had allocated
+            return False
+        self.engine = engine
+        label = getattr(engine, "label", None)
+        if label:
+            self.label = label_of(str(label))
+        self.ready_at = time.time()
+        self.state = READY
+        log.info("model ready after %.1f s", self.ready_at - (self.started_at or self.ready_at))
+        return True
+
+    def switch(self, loader: Callable[[ProgressFn], Engine], name: str, model_id: str | None,
+               lora_id: str | None) -> None:
+        """Load another model in the background (raises ModelBusy while one loads).
+
+        Unload, then load: the queue pauses, a running job ends on the old model, the old model is
+        released (two 14B models do not fit on one GPU), then the new one loads and the queue goes
+        on. If it fails, the previous model loads again and serves, and :attr:`switch_error` says why.
+        """
+        with self._lock:
+            if self._thread is None or not self.done.is_set():
+                raise ModelBusy("a model is loading; switch when it has loaded")
+            pass
+            self.state = LOADING
+            self.components = {"previous model": "waiting for the running job"}
+        self._thread = threading.Thread(target=self._switch, args=(loader, name, model_id, lora_id),
+                                        name="pusa-model-switch", daemon=True)
+        self._thread.start()
+
+    def _switch(self, loader: Callable[[ProgressFn], Engine], name: str, model_id: str | None,
+                lora_id: str | None) -> None:
+        try:
+            previous = (self._loader, self.label, self.model_id, self.lora_id) if self.engine is not None else None
+            with self.in_use:  # the running job has ended; nothing else holds the old model
+                self.engine = None
+                release_memory()
+            self.label = name
+            if self._load(loader, lambda label: label if label == name else f"{label} ({name})"):
+                self._loader, self.model_id, self.lora_id, self.switch_error = loader, model_id, lora_id, None
+                return
+            self.switch_error = f"could not load {name}: {self.error}"
+            if previous is not None:  # serve the previous model again
+                old_loader, old_label, self.model_id, self.lora_id = previous
+                self.label = old_label
+                self._load(old_loader, lambda _: old_label)
+        finally:
+            self.done.set()
+
+    def record(self) -> dict[str, Any]:
+        """What a job records of the model it ran on: label, picker ids, LoRA file names."""
+        return {"label": self.label, "id": self.model_id, "lora": self.lora_id,
+                "lora_files": list(getattr(self.engine, "lora_names", None) or [])}
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state for /api/health, /api/ready and the page's loading panel."""
         with self._lock:
             components = dict(self.components)
         out: dict[str, Any] = {"state": self.state, "label": self.label, "components": components,
-                               "error": self.error}
+                               "error": self.error, "switch_error": self.switch_error, "id": self.model_id,
+                               "lora": self.lora_id}
         if self.engine is not None:
             d = self.engine.defaults
             out["defaults"] = {"width": d.width, "height": d.height, "frames": d.frames}
             out["wan22"] = self.engine.is_wan22
+            out["presets"] = list(getattr(self.engine, "presets", ["none"]))  # what a job may choose
+            out["preset"] = getattr(self.engine, "preset", "none")  # what a job that chooses none gets
         if self.started_at:
             out["load_seconds"] = round((self.ready_at or time.time()) - self.started_at, 2)
         return out
+
+
+def release_memory() -> None:
+    """Give a released model's memory back (the GPU's caching allocator keeps it otherwise)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # a service test without torch: nothing to release
+        pass

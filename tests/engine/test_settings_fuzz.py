@@ -12,7 +12,8 @@ BASE = {"prompt": "a cat"}
 WRONG = [None, True, False, [], [1, 2], {"a": 1}, math.nan, math.inf, 10**30, -(10**30), "x" * 5000, "abc", 1.5]
 FIELDS = [name for name in GenerationSettings.model_fields if name != "prompt"] + ["prompt", "size"]
 OPTIONAL_NONE = {"lora_alpha_low", "cond_positions", "noise_multipliers", "width", "height", "frames", "fps", "seed",
-                 "size", "prompts", "window", "overlap", "overlap_multipliers", "extend"}  # null: "not given"
+                 "size", "prompts", "window", "overlap", "overlap_multipliers", "extend",
+                 "preset"}  # null: "not given"
 
 
 def _accepted(field, value) -> bool:

@@ -85,3 +85,37 @@ def test_wan22_preset_needs_a_distillation_lora_per_expert(tiny_wan22, distill_l
 
     with pytest.raises(InputError, match="extra_lora_low"):
         PusaPipeline.from_pretrained(tiny_wan22, device="cpu", preset="lightx2v", extra_lora=distill_lora)
+
+
+# ---- the preset per job (API and studio send it in the settings; the model decides what it allows)
+
+@pytest.fixture(scope="module")
+def plain_pipe(tiny_diffusers, distill_lora):
+    """Loaded with the distillation LoRA but no preset: a job may pick lightx2v or leave it off."""
+    return PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", extra_lora=distill_lora)
+
+
+def test_a_job_picks_the_preset_and_gets_its_settings(plain_pipe):
+    s = plain_pipe.validate(GenerationSettings.parse({"prompt": "x", "preset": "lightx2v"}))
+    assert (s.steps, s.cfg, s.shift, s.preset) == (4, 1.0, 5.0, "lightx2v")
+    plain = plain_pipe.validate(GenerationSettings.parse({"prompt": "x"}))
+    assert (plain.steps, plain.cfg, plain.preset, plain.extra_lora_scale) == (10, 5.0, "none", 1.0)
+    assert plain_pipe.presets == ["none", "lightx2v"]
+
+
+def test_a_job_without_the_preset_turns_the_distillation_lora_off(tiny_diffusers, distill_lora):
+    pipe = PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", preset="lightx2v", extra_lora=distill_lora)
+    assert pipe.validate(GenerationSettings.parse({"prompt": "x"})).steps == 4  # the server's preset
+    off = pipe.validate(GenerationSettings.parse({"prompt": "x", "preset": "none"}))
+    assert (off.steps, off.cfg, off.extra_lora_scale, off.preset) == (10, 5.0, 0.0, "none")
+    kept = pipe.validate(GenerationSettings.parse({"prompt": "x", "preset": "none", "extra_lora_scale": 0.5}))
+    assert kept.extra_lora_scale == 0.5  # a scale the job sets itself wins
+
+
+def test_a_preset_needing_a_lora_that_was_not_loaded_is_refused(tiny_diffusers):
+    from pusa.errors import InputError
+
+    pipe = PusaPipeline.from_pretrained(tiny_diffusers, device="cpu")
+    assert pipe.presets == ["none"]
+    with pytest.raises(InputError, match=r"preset: lightx2v needs its distillation LoRA.*allowed here: none"):
+        pipe.validate(GenerationSettings.parse({"prompt": "x", "preset": "lightx2v"}))

@@ -111,6 +111,9 @@ def test_same_seed_same_video(client: TestClient) -> None:
     ({"prompt": "x", "task": "v2v", "cond_positions": "0,1"}, "video", "needs an input video"),
     ({"prompt": "x", "task": "i2v"}, "images", "exactly 1 image"),
     ({"prompt": "x", "task": "t2v", "frames": 9, "cond_positions": "0"}, "cond_positions", "no conditions"),
+    ({"prompt": "x", "preset": "turbo"}, "preset", "expected one of none, lightx2v"),
+    # the model was loaded without a distillation LoRA: the 4-step preset cannot run on it
+    ({"prompt": "x", "preset": "lightx2v"}, "preset", "allowed here: none"),
 ])
 def test_bad_settings_are_422_naming_the_field(client: TestClient, settings: dict, field: str, words: str) -> None:
     r = post(client, settings)
@@ -199,6 +202,7 @@ def test_health_ready_and_docs(client: TestClient) -> None:
     h = client.get("/api/health").json()
     assert h["status"] == "ok" and h["model"]["state"] == "ready"
     assert h["model"]["defaults"] == {"width": 64, "height": 64, "frames": 9}
+    assert (h["model"]["presets"], h["model"]["preset"]) == (["none"], "none")  # no distillation LoRA loaded
     assert client.get("/api/ready").json()["ready"] is True
     schema = client.get("/api/openapi.json").json()
     assert "/api/jobs" in schema["paths"] and "/api/jobs/{job_id}/resubmit" in schema["paths"]
