@@ -189,7 +189,7 @@ class ModelHost:
         with self._lock:
             if self._thread is None or not self.done.is_set():
                 raise ModelBusy("a model is loading; switch when it has loaded")
-            pass
+            self.done.clear()  # the worker takes no new job from here on
             self.state = LOADING
             self.components = {"previous model": "waiting for the running job"}
         self._thread = threading.Thread(target=self._switch, args=(loader, name, model_id, lora_id),
