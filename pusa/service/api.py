@@ -22,7 +22,9 @@ from pusa.errors import ModelUnavailable, SettingsError
 from pusa.settings_parsing import excerpt
 from pusa.service.guard import BodyTooLarge
 from pusa.service.jobs import JobConflict, JobNotFound, JobService, Upload
+from pusa.service.models_api import add_model_routes
 from pusa.service.store import STATUSES, QueueFull, StorageError
+from pusa.service.sweep_api import build_sweep_router
 from pusa.service.uploads import UploadRejected
 
 log = logging.getLogger(__name__)
@@ -192,4 +194,6 @@ def build_router(service: JobService) -> APIRouter:
         job = service.resubmit(job_id)
         return JSONResponse(service.job_dict(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
+    add_model_routes(router, service)  # the picker of --models-dir (pusa.service.models_api)
+    router.include_router(build_sweep_router(service))  # /sweeps: a group of jobs, one per cell
     return router

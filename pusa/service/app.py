@@ -31,10 +31,12 @@ class PusaApp:
     """Root ASGI application; see the module docstring."""
 
     def __init__(self, config: ServiceConfig, loader: Callable[[ProgressFn], Engine] | None = None,
-                 studio: bool | None = None):
+                 studio: bool | None = None,
+                 loader_factory: Callable[[ServiceConfig], Callable[[ProgressFn], Engine]] | None = None):
         self.config = config
+        factory = loader_factory or pipeline_loader  # a model switch (--models-dir) builds its loader the same way
         # the service is the one facade: the app, the API and the studio reach the model only through it
-        self.service = JobService(config, ModelHost(loader or pipeline_loader(config), config.model_label))
+        self.service = JobService(config, ModelHost(loader or factory(config), config.model_label), factory)
         self.guard = RequestGuard(config)
         self.want_studio = config.studio if studio is None else studio
         self.studio_state = "building" if self.want_studio else "disabled"
@@ -206,9 +208,11 @@ class PusaApp:
 
 
 def create_app(config: ServiceConfig, *, loader: Callable[[ProgressFn], Engine] | None = None,
-               studio: bool | None = None) -> PusaApp:
-    """Build the service app; ``loader`` replaces the real model loader (tests use the tiny model)."""
-    return PusaApp(config, loader=loader, studio=studio)
+               studio: bool | None = None,
+               loader_factory: Callable[[ServiceConfig], Callable[[ProgressFn], Engine]] | None = None) -> PusaApp:
+    """Build the service app; ``loader`` replaces the real model loader (tests use the tiny model), and
+    ``loader_factory`` (a config -> loader function) the loaders of later model switches too."""
+    return PusaApp(config, loader=loader, studio=studio, loader_factory=loader_factory)
 
 
 _TOKEN_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Pusa studio: token required</title>

@@ -50,6 +50,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="without a token: also accept changes (submit, cancel) from pages at URL, e.g. "
                         "http://studio.example:8080 (repeatable)")
     g.add_argument("--no-studio", action="store_true", help="serve only the HTTP API")
+    g.add_argument("--models-dir", metavar="DIR",
+                   help="offer the model folders and Pusa LoRA files in DIR (and DIR/loras) in a picker: the studio's "
+                        "header and POST /api/model switch between them (the old model is released first)")
     lim = p.add_argument_group("upload limits (larger uploads get HTTP 413)")
     lim.add_argument("--max-upload-mb", type=float, default=_DEFAULT_LIMITS.max_bytes / 1024 / 1024,
                      help="per file, in MB (default: %(default)g)")
@@ -116,7 +119,8 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
                             max_video_seconds=args.max_video_seconds, max_images=args.max_images),
         host=args.host, port=args.port, studio=not args.no_studio, max_queued=args.max_queued,
         retention_days=args.retention_days, retention_max_gb=args.retention_max_gb,
-        cache_retention_hours=args.cache_retention_hours or None)
+        cache_retention_hours=args.cache_retention_hours or None,
+        models_dir=Path(args.models_dir) if args.models_dir else None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -144,6 +148,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as e:
         log.error("%s", e)
+        return 2
+    if config.models_dir is not None and not config.models_dir.is_dir():
+        log.error("--models-dir: %s is not a folder", config.models_dir)
+        return 2
+    if config.models_dir is not None and "parallel" in config.engine_options:
+        log.error("--models-dir does not work with --nproc yet: the rank group loads its model once")
         return 2
     if config.token is None and config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without a token ($%s or --token-file): anyone who can reach this port can use "

@@ -55,9 +55,14 @@ class ServiceConfig:
     # largest width x height x frames a job may ask; None: the loaded model's own budget
     # (pusa.settings.PIXEL_BUDGET_MARGIN times its default window)
     max_pixel_frames: int | None = None
+    # a folder of model folders and LoRA files the studio and POST /api/model may switch between
+    # (pusa.service.models_dir); None: only the startup model, no picker
+    models_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.models_dir is not None:
+            self.models_dir = Path(self.models_dir).expanduser().resolve()
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV) or None
 

@@ -72,5 +72,7 @@ def job_json(job: Job, queue_position: int | None, preview_url: str | None,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "resubmitted_from": job.resubmitted_from,
+        "group": job.group_id,  # the sweep this job is a cell of (GET /api/sweeps/{group})
         "windows": windows,
+        "model": job.model,
     }

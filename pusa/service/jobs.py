@@ -22,6 +22,7 @@ from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
 from pusa.service.job_view import job_json, sidecar_windows
 from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftovers
+from pusa.service.switching import ModelSwitcher
 from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
                                 is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
@@ -68,9 +69,15 @@ def storage_errors() -> Iterator[None]:
 class JobService:
     """Owns the store, the model host and the single worker thread for this process's device."""
 
-    def __init__(self, config: ServiceConfig, host: ModelHost):
+    def __init__(self, config: ServiceConfig, host: ModelHost, loader_factory: Any = None):
         self.config = config
         self.host = host
+        # the model picker (--models-dir): listing, current model, switching; None without a models dir
+        self.models: ModelSwitcher | None = None
+        if config.models_dir is not None:
+            from pusa.service.engine import pipeline_loader
+
+            self.models = ModelSwitcher(config, host, loader_factory or pipeline_loader)
         self.store = JobStore(config.data_dir)
         self.staging_dir = self.store.uploads_dir / ".staging"
         self.worker = Worker(self.store, host, config.data_dir)
@@ -163,23 +170,7 @@ class JobService:
         if len(images) > limits.max_images:
             raise uploads.UploadRejected("images", f"{len(images)} images; the limit is {limits.max_images}", 413)
         settings = self.validate(raw, len(images), video is not None)
-        staged: list[uploads.StagedFile] = []
-        path: Path | None = None
-        try:
-            for up in images:
-                path = self._stage(up)
-                staged.append(uploads.check_image(path, up.field, limits))
-                path = None
-            if video is not None:
-                path = self._stage(video)
-                staged.append(uploads.check_video(path, video.field, limits, video.filename))
-                self._check_video_positions(settings, path)
-                path = None
-        except BaseException:
-            uploads.discard(staged)
-            if path is not None:  # copied but refused by the check
-                path.unlink(missing_ok=True)
-            raise
+        staged = self.stage_inputs(settings, images, video)
         job_id = new_job_id()
         job_dir = self.store.uploads_dir / job_id
         stems = [f"image_{i:02d}" for i in range(len(images))] + (["video"] if video is not None else [])
@@ -198,6 +189,30 @@ class JobService:
         log.info("queued job %s (%s)", job_id, settings.task)
         self.worker.wake()
         return job
+
+    def stage_inputs(self, settings: GenerationSettings, images: list[Upload], video: Upload | None
+                     ) -> list[uploads.StagedFile]:
+        """Copy the uploads into staging and check them (pixels, duration, the video against the
+        positions); on a refusal nothing stays. A job (or a sweep's cells) then commits them."""
+        limits = self.config.limits
+        staged: list[uploads.StagedFile] = []
+        path: Path | None = None
+        try:
+            for up in images:
+                path = self._stage(up)
+                staged.append(uploads.check_image(path, up.field, limits))
+                path = None
+            if video is not None:
+                path = self._stage(video)
+                staged.append(uploads.check_video(path, video.field, limits, video.filename))
+                self._check_video_positions(settings, path)
+                path = None
+        except BaseException:
+            uploads.discard(staged)
+            if path is not None:  # copied but refused by the check
+                path.unlink(missing_ok=True)
+            raise
+        return staged
 
     def _check_video_positions(self, settings: GenerationSettings, path: Path) -> None:
         """Refuse, before queueing, positions the input video is too short for (the job would fail later).
@@ -317,6 +332,14 @@ class JobService:
         """True for a two-expert (Wan2.2) model: its extra settings apply."""
         engine = self.host.engine
         return bool(engine is not None and engine.is_wan22)
+
+    @property
+    def model_presets(self) -> tuple[list[str], str]:
+        """(the presets a job may choose on the loaded model, the one a job gets without choosing)."""
+        engine = self.host.engine
+        if engine is None:
+            return ["none"], "none"
+        return list(getattr(engine, "presets", ["none"])), str(getattr(engine, "preset", "none"))
 
     def health(self) -> dict[str, Any]:
         """Liveness of the parts that must keep running: status "ok" or "error", with the reason.

@@ -87,10 +87,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_field TEXT,
     output TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    resubmitted_from TEXT
+    resubmitted_from TEXT,
+    model TEXT,
+    group_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
+
+# Columns added after the first release: (name, SQL type), added to older databases at open.
+_ADDED_COLUMNS = (("model", "TEXT"), ("group_id", "TEXT"))
 
 
 @dataclass
@@ -117,6 +128,8 @@ class Job:
     output: str | None = None
     cancel_requested: bool = False
     resubmitted_from: str | None = None
+    model: dict[str, Any] | None = None  # the model (label, picker ids, LoRA files) the job ran on
+    group_id: str | None = None  # the sweep this job is a cell of (pusa.service.sweeps)
 
     @property
     def finished(self) -> bool:
@@ -128,6 +141,7 @@ class Job:
         for key, empty in (("settings", {}), ("images", [])):
             d[key] = json.loads(d[key]) if d[key] else empty
         d["resolved"] = json.loads(d["resolved"]) if d["resolved"] else None
+        d["model"] = json.loads(d["model"]) if d.get("model") else None
         d["timings"] = json.loads(d["timings"]) if d["timings"] else {}
         d["cancel_requested"] = bool(d["cancel_requested"])
         return cls(**d)
@@ -160,6 +174,10 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS:  # a data dir from an older version keeps its history
+            if name not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -209,6 +227,41 @@ class JobStore:
         assert job is not None
         return job
 
+    def create_group(self, group: str, task: str, spec: dict[str, Any],
+                     jobs: list[tuple[str, dict[str, Any], list[str], str | None]], max_queued: int) -> list[Job]:
+        """Queue a sweep's cells ``(id, settings, images, video)`` and its description in one
+        transaction: all or none, and the queue cap counts every cell (QueueFull otherwise)."""
+        with self._access() as db:
+            waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (QUEUED,)).fetchone()[0]
+            if waiting + len(jobs) > max_queued:
+                raise QueueFull(max_queued)
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO sweeps (id, task, spec, created_at) VALUES (?, ?, ?, ?)",
+                           (group, task, json.dumps(spec), now))
+                db.executemany("INSERT INTO jobs (id, status, task, settings, images, video, created_at, group_id) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               [(i, QUEUED, task, json.dumps(st), json.dumps(im), v, now, group)
+                                for i, st, im, v in jobs])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return self.group_jobs(group)
+
+    def get_sweep(self, group: str) -> dict[str, Any] | None:
+        """A sweep's description (task, axes, cells with their job ids), or None."""
+        with self._access() as db:
+            row = db.execute("SELECT * FROM sweeps WHERE id = ?", (group,)).fetchone()
+        return {**dict(row), "spec": json.loads(row["spec"])} if row else None
+
+    def group_jobs(self, group: str) -> list[Job]:
+        """The jobs of a sweep still in the table, in queue order."""
+        with self._access() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE group_id = ? ORDER BY seq", (group,)).fetchall()
+        return [Job.from_row(r) for r in rows]
+
     def get(self, job_id: str) -> Job | None:
         return self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
@@ -252,6 +305,10 @@ class JobStore:
 
     def set_resolved(self, job_id: str, resolved: dict[str, Any]) -> None:
         self._exec("UPDATE jobs SET resolved = ? WHERE id = ?", (json.dumps(resolved), job_id))
+
+    def set_model(self, job_id: str, model: dict[str, Any]) -> None:
+        """Record the model a job runs on (shown with the job for good)."""
+        self._exec("UPDATE jobs SET model = ? WHERE id = ?", (json.dumps(model), job_id))
 
     def set_progress(self, job_id: str, phase: str, step: int, total: int) -> None:
         self._exec("UPDATE jobs SET phase = ?, step = ?, total = ? WHERE id = ? AND status = ?",

@@ -151,18 +151,21 @@ class Worker:
                 log.error("failed %d queued job(s): model did not load", n)
             self._idle()
             return
-        job = self.store.claim_next()
-        self._clear_problem()
+        with self.host.in_use:  # a model switch waits for this job; no job starts on a model being switched
+            if not self.host.ready:
+                return
+            job = self.store.claim_next()
+            self._clear_problem()
+            if job is not None:
+                self.current_job = job.id
+                try:
+                    self._run(job)
+                finally:
+                    self.current_job = None
+                    with self._lock:
+                        self._cancel.pop(job.id, None)
         if job is None:
             self._idle()
-            return
-        self.current_job = job.id
-        try:
-            self._run(job)
-        finally:
-            self.current_job = None
-            with self._lock:
-                self._cancel.pop(job.id, None)
 
     def _idle(self) -> None:
         self._wake.wait(1.0)
@@ -190,6 +193,7 @@ class Worker:
         engine = self.host.engine
         try:
             assert engine is not None, "the worker ran a job before the model was ready"
+            self.store.set_model(job.id, self.host.record())
             settings = GenerationSettings.parse(job.settings)
             resolved = engine.validate(settings, len(job.images), job.video is not None)
             self.store.set_resolved(job.id, resolved.to_public_dict())
