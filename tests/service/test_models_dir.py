@@ -29,6 +29,8 @@ FAST = {"task": "t2v", "prompt": "a test", "steps": 2, "cfg": 1.0, "width": 64, 
 def shelf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models dir as an operator would fill it: two models in two layouts, a Wan2.2 model, a model
     whose weights are broken, LoRAs (a file, a pickle in loras/, a Wan2.2 pair), and things to skip."""
+    import torch
+
     from pusa.testing.layouts import (make_tiny_dit, write_lora, write_tiny_diffusers, write_tiny_wan21_original)
 
     root = tmp_path_factory.mktemp("models")
@@ -42,11 +44,11 @@ def shelf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_lora(root / "pusa_tiny.safetensors", dit, style="pusa")
     (root / "loras").mkdir()
     write_lora(root / "loras" / "other.pt", dit, style="original")
+    torch.save({"blocks.0.weight": torch.zeros(2)}, str(root / "loras" / "bad.pt"))  # offered by name; fails to load
     (root / "pair").mkdir()
     write_lora(root / "pair" / "high_noise_pusa.safetensors", dit)
     write_lora(root / "pair" / "low_noise_pusa.safetensors", dit, seed=1)
     from safetensors.torch import save_file
-    import torch
 
     save_file({"blocks.0.weight": torch.zeros(2)}, str(root / "not_a_lora.safetensors"))
     (root / "notes").mkdir()
@@ -68,7 +70,8 @@ def test_scan_lists_models_and_loras_and_skips_the_rest(shelf: Path) -> None:
     assert models == {"broken": ("diffusers", "wan2.1", False), "tiny-a": ("diffusers", "wan2.1", False),
                       "tiny-b": ("wan2.1-original", "wan2.1", False), "wan22": ("diffusers", "wan2.2-a14b", True)}
     loras = {x.id: x.kind for x in listing.loras}
-    assert loras == {"pair": "wan2.2-pair", "pusa_tiny.safetensors": "file", "loras/other.pt": "file"}
+    assert loras == {"pair": "wan2.2-pair", "pusa_tiny.safetensors": "file", "loras/bad.pt": "file",
+                     "loras/other.pt": "file"}
     assert [x.id for x in listing.loras_for(True)] == ["pair"]
     assert all(m.label.startswith("tiny random Wan") for m in listing.models)  # pusa info's label (pusa.json)
 
@@ -165,7 +168,8 @@ def test_switch_runs_queued_jobs_on_the_new_model_only_after_it_loaded(picker: T
 @pytest.mark.parametrize("choice, field, words", [
     ({"model": "nope"}, "model", "is not one of: startup, broken, tiny-a, tiny-b, wan22"),
     ({"model": "../tiny-a"}, "model", "is not one of"),
-    ({"model": "tiny-a", "lora": "pair"}, "lora", "a single LoRA file): pusa_tiny.safetensors, loras/other.pt"),
+    ({"model": "tiny-a", "lora": "pair"}, "lora", "a single LoRA file): pusa_tiny.safetensors, loras/bad.pt, "
+                                                  "loras/other.pt, or null"),
     ({"model": "wan22", "lora": "pusa_tiny.safetensors"}, "lora", "a high/low-noise pair folder): pair"),
     ({"model": "tiny-a", "lora": "far.safetensors"}, "lora", "is not one of"),
     ({"lora": None}, "model", "Field required"),
@@ -178,17 +182,20 @@ def test_a_bad_choice_is_422_naming_the_field_and_the_allowed_values(picker: Tes
     assert picker.get("/api/models").json()["state"] == "ready"  # nothing was unloaded
 
 
-def test_a_failing_load_brings_the_previous_model_back_and_health_says_why(picker: TestClient) -> None:
+@pytest.mark.parametrize("choice, words", [({"model": "broken"}, "could not load broken: "),
+                                           ({"model": "tiny-a", "lora": "loras/bad.pt"}, "loras/bad.pt: 1 keys are not")])
+def test_a_failing_load_brings_the_previous_model_back_and_health_says_why(picker: TestClient, choice: dict,
+                                                                          words: str) -> None:
     current = settle(picker)["current"]["model"]
-    assert picker.post("/api/model", json={"model": "broken"}).status_code == 202
+    assert picker.post("/api/model", json=choice).status_code == 202
     body = settle(picker)
     assert body["state"] == "ready" and body["current"]["model"] == current, body
-    assert "broken" in body["switch_error"] and str(picker.service.config.models_dir) not in body["switch_error"]
+    assert str(picker.service.config.models_dir) not in body["switch_error"]  # no server path
     health = picker.get("/api/health").json()
-    assert health["status"] == "ok" and "could not load broken" in health["model"]["switch_error"]
+    assert health["status"] == "ok" and words in health["model"]["switch_error"], health["model"]
     assert picker.get("/api/ready").status_code == 200
     assert run_job(picker)["model"]["id"] == current
-    assert picker.post("/api/model", json={"model": "tiny-a"}).status_code == 202  # a good switch clears it
+    assert picker.post("/api/model", json={"model": "tiny-b"}).status_code == 202  # a good switch clears it
     assert settle(picker)["switch_error"] is None
 
 
