@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub)
     _add_info(sub)
+    from pusa.speed.calibrate_cli import add_calibrate_parser
+
+    add_calibrate_parser(sub)
     # The service and the trainer register their own subcommands.
     from pusa.service.cli import add_serve_parser
     from pusa.training.cli import add_eval_parser, add_train_parser

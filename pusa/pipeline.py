@@ -37,6 +37,7 @@ from pusa.sampler import sample
 from pusa.schedule import inference_sigmas
 from pusa.result import GenerationResult, LoadProgress, ProgressCallback, StepInfo  # noqa: F401 (re-exported)
 from pusa.settings import GenerationSettings
+from pusa.speed.magcache import load_ratios
 from pusa.speed.options import SpeedOptions
 from pusa.speed.restore import checkpoint_source
 from pusa.tasks import get_task
@@ -122,6 +123,7 @@ class PusaPipeline:
         vdt = resolve_dtype(vae_dtype, dev)
         layout = detect_layout(model_dir)
         speed.check_loras(layout.is_wan22, extra_lora, extra_lora_low)
+        mag_ratios = load_ratios(model_dir, len(layout.transformers)) if speed.cache == "magcache" else None
         per_expert = lora_files_per_expert(layout, lora, lora_low, extra_lora, extra_lora_low, use_default_lora)
         original = layout.kind != "diffusers"
 
@@ -154,7 +156,7 @@ class PusaPipeline:
             source = checkpoint_source(folder, original, dt) if files_weights else None  # originals stay on disk
             merged.append(MergedLoras(model, files_weights, compute_device=dev, source=source) if files_weights else None)
         report("lora", "ready")
-        speed.apply(transformers, dt)  # after the LoRA state is taken from the loaded weights
+        speed.apply(transformers, dt, mag_ratios)  # after the LoRA state is taken from the loaded weights
 
         models = {"text_encoder": text_encoder} if text_encoder is not None else {}
         models.update({("transformer" if i == 0 else f"transformer_{i + 1}"): m for i, m in enumerate(transformers)})
@@ -272,8 +274,10 @@ class PusaPipeline:
         cond = prepared.conditions.latents
         cond = cond.to(self.device) if cond is not None else None
         model = self.velocity_model(prepared.context, prepared.negative, s.cfg, prepared.shape[3:])
+        sigmas = inference_sigmas(s.steps, s.shift)
+        model.plan_steps(sigmas, prepared.conditions.multipliers)
         report(StepInfo("denoise", 0, s.steps))
-        latents = sample(model, eps, inference_sigmas(s.steps, s.shift), prepared.conditions.multipliers, cond,
+        latents = sample(model, eps, sigmas, prepared.conditions.multipliers, cond,
                          callback=lambda st: report(StepInfo("denoise", st.step, st.total, denoised=st.denoised)))
         return latents, model
 

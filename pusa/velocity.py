@@ -20,7 +20,10 @@ import torch
 
 from pusa.family import ModelFamily
 from pusa.sampler import guided
+from pusa.schedule import frame_sigmas
+from pusa.schedule import frame_timesteps as schedule_timesteps
 from pusa.speed.caching import has_cache, reset_cache
+from pusa.speed.magcache import plan_steps as plan_magcache
 from pusa.speed.modulation import block_runs, check_modulation, frame_timesteps, install_per_frame
 
 
@@ -47,6 +50,7 @@ class WanVelocity:
         self.context = context
         for dit in transformers:
             reset_cache(dit)
+        self._dits = list(transformers)
         self._models = [guided(partial(self.forward, dit), context, negative, cfg) for dit in transformers]
 
     def timestep(self, t: torch.Tensor) -> torch.Tensor:
@@ -68,6 +72,17 @@ class WanVelocity:
     def stats(self) -> dict[str, int]:
         """DiT forwards asked for and how many of them a step cache answered without running the blocks."""
         return {"forwards": self.forwards, "skipped": self.skipped}
+
+    def plan_steps(self, sigmas: torch.Tensor, multipliers: torch.Tensor) -> list[int]:
+        """How many steps each expert runs in this request (the sampler's own timesteps), told to the
+        step caches that plan per request (MagCache); returns the counts."""
+        table = frame_sigmas(sigmas, multipliers)
+        counts = [0] * len(self._models)
+        for k in range(table.shape[0] - 1):
+            counts[self.expert(schedule_timesteps(table[k]).float())] += 1
+        for dit, n in zip(self._dits, counts):
+            plan_magcache(dit, n)
+        return counts
 
     def expert(self, t: torch.Tensor) -> int:
         """0 (high noise, or the only DiT) while the step's largest timestep is at or above the boundary."""

@@ -6,8 +6,9 @@
 ``taylorseer``  TaylorSeer: every block's output is computed on refresh steps and predicted by a
                 Taylor series in between (``cache_interval`` steps; the threshold is unused).
 
-MagCache (diffusers' ``MagCacheConfig``) is not offered: it needs magnitude ratios calibrated per
-checkpoint and step count, which Pusa's models do not have yet.
+``magcache``    MagCache: skips a forward while the accumulated change of the residual's magnitude,
+                predicted from ratios calibrated once per checkpoint (:mod:`pusa.speed.magcache`),
+                stays under the threshold.
 
 Both work with per-frame timesteps: they look at the blocks' hidden states, never at the timestep.
 The caches keep state per guidance branch (``cache_context("cond"/"uncond")``, set by
@@ -21,31 +22,38 @@ import torch
 
 from pusa.errors import InputError
 
+from pusa.speed.magcache import DEFAULT_THRESHOLD as MAGCACHE_THRESHOLD
+from pusa.speed.magcache import enable_magcache
 from pusa.speed.names import CACHE_MODES
-DEFAULT_THRESHOLD = {"fbcache": 0.05}
+DEFAULT_THRESHOLD = {"fbcache": 0.05, "magcache": MAGCACHE_THRESHOLD}
 TAYLORSEER_INTERVAL = 3  # full forward every 3rd step after the warm-up
 TAYLORSEER_WARMUP = 3
 
 
 def check_cache(mode: str, threshold: float | None) -> tuple[str, float | None]:
     """The cache mode and its threshold (the mode's default when not given)."""
-    if mode == "magcache":
-        raise InputError("cache: 'magcache' needs magnitude ratios calibrated for this model, which Pusa does not "
-                         "ship yet; expected none, fbcache or taylorseer")
     if mode not in CACHE_MODES:
         raise InputError(f"cache: {mode!r} is not allowed; expected one of {', '.join(CACHE_MODES)}")
     if threshold is not None:
-        if mode != "fbcache":
-            raise InputError(f"cache_threshold: only --cache fbcache takes a threshold (cache is {mode!r})")
+        if mode not in DEFAULT_THRESHOLD:
+            raise InputError(f"cache_threshold: only --cache {' or '.join(DEFAULT_THRESHOLD)} takes a threshold "
+                             f"(cache is {mode!r})")
         if not 0.0 <= float(threshold) <= 1.0:
             raise InputError(f"cache_threshold: {threshold} is out of range; expected 0 to 1")
         return mode, float(threshold)
     return mode, DEFAULT_THRESHOLD.get(mode)
 
 
-def enable_cache(dit: torch.nn.Module, mode: str, threshold: float | None) -> None:
-    """Attach the cache hooks to a loaded DiT (after the per-frame hooks, so they wrap them)."""
+def enable_cache(dit: torch.nn.Module, mode: str, threshold: float | None,
+                 mag_ratios: list[float] | None = None) -> None:
+    """Attach the cache hooks to a loaded DiT (after the per-frame hooks, so they wrap them);
+    ``mag_ratios``: this DiT's calibrated MagCache ratios."""
     if mode == "none":
+        return
+    if mode == "magcache":
+        if mag_ratios is None:
+            raise InputError("cache: magcache needs this model's calibrated ratios (pusa calibrate-magcache)")
+        enable_magcache(dit, mag_ratios, float(threshold))
         return
     from diffusers.hooks import FirstBlockCacheConfig, TaylorSeerCacheConfig
 

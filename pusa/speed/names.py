@@ -2,6 +2,6 @@
 
 MODULATION_MODES = ("per_frame", "per_token")
 WEIGHT_MODES = ("bf16", "fp8")
-CACHE_MODES = ("none", "fbcache", "taylorseer")
+CACHE_MODES = ("none", "fbcache", "taylorseer", "magcache")
 ATTENTION_MODES = ("auto", "sdpa", "flash", "flash3", "sage")
 PRESET_NAMES = ("none", "lightx2v")

@@ -46,12 +46,13 @@ class SpeedOptions:
         for dit in transformers:
             install_per_frame(dit)
 
-    def apply(self, transformers: list[torch.nn.Module], compute_dtype: torch.dtype) -> None:
+    def apply(self, transformers: list[torch.nn.Module], compute_dtype: torch.dtype,
+              mag_ratios: list[list[float]] | None = None) -> None:
         """Storage, caches, kernels: after the LoRA merge state is taken, before the models are placed."""
-        for dit in transformers:
+        for i, dit in enumerate(transformers):
             if self.weights == "fp8":
                 store_fp8(dit, compute_dtype)
-            enable_cache(dit, self.cache, self.cache_threshold)
+            enable_cache(dit, self.cache, self.cache_threshold, mag_ratios[i] if mag_ratios else None)
             set_attention(dit, self.attention)
             if self.compile:
                 compile_blocks(dit)

@@ -62,7 +62,7 @@ def test_wan22_experts_each_keep_their_cache(tiny_wan22):
     assert np.isfinite(r.latents.numpy()).all()
 
 
-@pytest.mark.parametrize("mode, threshold, field", [("magcache", None, "cache: 'magcache'"),
+@pytest.mark.parametrize("mode, threshold, field", [("magcache", 1.5, "cache_threshold"),
                                                     ("teacache", None, "cache: 'teacache'"),
                                                     ("taylorseer", 0.1, "cache_threshold"),
                                                     ("fbcache", 2.0, "cache_threshold")])

@@ -49,7 +49,7 @@ def test_cli_cache_flags_reach_the_engine(capsys, tiny_diffusers, tmp_path):
     (["--cache", "fbcache", "--cache-threshold", "3"], "cache_threshold"),
     (["--cache", "taylorseer", "--cache-threshold", "0.1"], "cache_threshold"),
     (["--preset", "lightx2v"], "extra_lora: --preset lightx2v needs"),
-    (["--cache", "magcache"], "invalid choice"),
+    (["--cache", "magcache"], "cache: magcache needs magnitude ratios calibrated for this model"),
 ])
 def test_bad_speed_flags_exit_2_with_one_line(capsys, tiny_diffusers, tmp_path, flags, message):
     code, err, _ = _generate(capsys, tiny_diffusers, tmp_path, *flags)
