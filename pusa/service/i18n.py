@@ -179,6 +179,32 @@ TEXT: dict[str, tuple[str, str]] = {
     "continue_title": ("Cannot continue", "이어서 할 수 없음"),
     "last_frame_image": ("Use last frame as image", "마지막 프레임을 이미지로"),
     "as_keyframe": ("Use last frame as keyframe", "마지막 프레임을 키프레임으로"),
+    # sweeps (studio.sweep): the same request at 2-3 values of one or two settings, side by side
+    "sweep": ("Compare settings (sweep)", "설정 비교 (스윕)"),
+    "sweep_help": ("Fill one or two rows with 2–3 values each, separated by commas. The settings above run once "
+                   "per combination (at most 9 videos), all with the same seed unless you sweep the seed. A "
+                   "multiplier per image: 0.2/0.5. The first filled row goes down, the second across.",
+                   "한두 줄에 값을 2–3개씩 쉼표로 구분해 입력하세요. 위 설정이 조합마다 한 번씩 실행되며 (최대 9개 영상), "
+                   "시드를 비교하지 않으면 모두 같은 시드를 씁니다. 이미지마다 배율을 다르게: 0.2/0.5. 첫 번째 줄은 "
+                   "세로, 두 번째 줄은 가로로 놓입니다."),
+    "sweep_alpha": ("LoRA alpha values", "LoRA 알파 값"),
+    "sweep_mult": ("Noise multiplier values", "노이즈 배율 값"),
+    "sweep_steps": ("Steps values", "스텝 수 값"),
+    "sweep_seed": ("Seed values", "시드 값"),
+    "sweep_run": ("Run sweep", "스윕 실행"),
+    "sweep_cancel": ("Cancel sweep", "스윕 취소"),
+    "sweep_play": ("Play all together", "모두 함께 재생"),
+    "sweep_use": ("Use these settings", "이 설정 사용"),
+    "sw_status": ("Sweep of {total}: {done} done · {running} running · {queued} queued · {other} failed or "
+                  "cancelled",
+                  "스윕 {total}개: 완료 {done} · 실행 중 {running} · 대기 {queued} · 실패 또는 취소 {other}"),
+    "sw_cell_queued": ("queued", "대기 중"),
+    "sw_cell_running": ("running {pct}%", "실행 중 {pct}%"),
+    "sw_cell_gone": ("deleted", "삭제됨"),
+    "sw_short_lora_alpha": ("alpha", "알파"),
+    "sw_short_noise_multipliers": ("mult", "배율"),
+    "sw_short_steps": ("steps", "스텝"),
+    "sw_short_seed": ("seed", "시드"),
 }
 
 

@@ -23,6 +23,7 @@ from pusa.service.studio.keyframes import positions_placeholder
 from pusa.service.studio.length import build_length, frames_placeholder, wire_length
 from pusa.service.studio.polling import JobFollower, wire_task_tab
 from pusa.service.studio.render import T, model_status_html, status_html
+from pusa.service.studio.sweep import build_sweep
 from pusa.settings import DEFAULT_NEGATIVE_PROMPT
 from pusa.windows import default_overlap
 
@@ -141,6 +142,7 @@ class StudioPage:
         tab.redraw = wire_length(tab.length, tab.inputs["fps"], tab.inputs["prompt"], tab.form.anchor_inputs(tab),
                                  tab.form.anchors, self.family)
         wire_task_tab(tab, self.service, self.files, self.data_dir, self.follower)
+        build_sweep(tab, self.service, self.files, self.data_dir)  # "Compare settings (sweep)" (studio.sweep)
 
 
 def _shared_parameters(tab: TaskTab) -> None:
