@@ -189,21 +189,19 @@ class ModelHost:
         with self._lock:
             if self._thread is None or not self.done.is_set():
                 raise ModelBusy("a model is loading; switch when it has loaded")
+            previous = (self._loader, self.label, self.model_id, self.lora_id) if self.engine is not None else None
             self.done.clear()  # the worker takes no new job from here on
-            self.state = LOADING
-            self.components = {"previous model": "waiting for the running job"}
-        self._thread = threading.Thread(target=self._switch, args=(loader, name, model_id, lora_id),
+            self.state, self.label, self.components = LOADING, name, {}
+        self._thread = threading.Thread(target=self._switch, args=(loader, name, model_id, lora_id, previous),
                                         name="pusa-model-switch", daemon=True)
         self._thread.start()
 
     def _switch(self, loader: Callable[[ProgressFn], Engine], name: str, model_id: str | None,
-                lora_id: str | None) -> None:
+                lora_id: str | None, previous: tuple[Any, ...] | None) -> None:
         try:
-            previous = (self._loader, self.label, self.model_id, self.lora_id) if self.engine is not None else None
             with self.in_use:  # the running job has ended; nothing else holds the old model
                 self.engine = None
                 release_memory()
-            self.label = name
             if self._load(loader, lambda label: label if label == name else f"{label} ({name})"):
                 self._loader, self.model_id, self.lora_id, self.switch_error = loader, model_id, lora_id, None
                 return

@@ -205,6 +205,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "sw_short_noise_multipliers": ("mult", "배율"),
     "sw_short_steps": ("steps", "스텝"),
     "sw_short_seed": ("seed", "시드"),
+    # the model picker (pusa serve --models-dir; studio.models)
+    "pick_model": ("Model", "모델"),
+    "pick_lora": ("LoRA", "LoRA"),
+    "load_model": ("Load", "불러오기"),
+    "no_lora": ("no LoRA (the folder's default)", "LoRA 없음 (폴더 기본값)"),
+    "model_loading": ("Loading {model}: the queue waits; the other tabs and History stay usable.",
+                      "{model} 불러오는 중: 대기열은 기다리며, 다른 탭과 기록은 계속 쓸 수 있습니다."),
+    "model_switch_failed": ("The switch failed ({error}); {model} serves again.",
+                            "모델 전환 실패 ({error}). {model} 모델이 다시 작업을 처리합니다."),
+    "model_not_loaded": ("Not loaded: {reason}", "불러오지 못했습니다: {reason}"),
+    "job_model": ("model: {model}", "모델: {model}"),
+    "hd_model": ("model", "모델"),
 }
 
 

@@ -13,6 +13,7 @@ from pusa.service.jobs import JobConflict, JobNotFound, JobService
 from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, QueueFull, StorageError
 from pusa.service.studio.forms import BUTTON_IDS, TaskTab, fill_from_job
 from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.models import model_cell
 from pusa.service.i18n import request_lang, say
 from pusa.service.studio.clock import clock_text
 from pusa.service.studio.render import T
@@ -20,7 +21,7 @@ from pusa.service.studio.render import T
 LISTED_JOBS = 100
 LIVE_SECONDS = 2.0
 GALLERY_VIDEOS = 24
-HEADERS = ["id", "status", "task", "prompt", "seed", "created"]
+HEADERS = ["id", "status", "task", "prompt", "seed", "model", "created"]
 
 
 @dataclass
@@ -59,7 +60,7 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
     def load() -> list[Any]:
         jobs, _ = service.list_jobs(limit=LISTED_JOBS)
         rows = [[j.id, status_cell(service, j), j.task, (j.settings.get("prompt") or "")[:80],
-                 (j.resolved or {}).get("seed", ""),
+                 (j.resolved or {}).get("seed", ""), model_cell(j.model),
                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
         vids = [(j, service.output_path(j)) for j in jobs if j.status == SUCCEEDED]
         vids = [(j, p) for j, p in vids if p is not None][:GALLERY_VIDEOS]

@@ -21,6 +21,7 @@ from pusa.service.studio.history import build_history
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.keyframes import positions_placeholder
 from pusa.service.studio.length import build_length, frames_placeholder, wire_length
+from pusa.service.studio.models import build_model_picker
 from pusa.service.studio.polling import JobFollower, wire_task_tab
 from pusa.service.studio.render import T, model_status_html, status_html
 from pusa.service.studio.sweep import build_sweep
@@ -53,6 +54,7 @@ class StudioPage:
             gr.Markdown(T("subtitle"))
             model_status = gr.HTML(model_status_html(self.service.model_snapshot()), elem_id="model-status")
             timer = gr.Timer(1.0)
+            build_model_picker(self.service, demo, timer)  # only with --models-dir (studio.models)
             with gr.Tabs() as tabs:
                 for task in TASK_FORMS:
                     with gr.Tab(T(f"tab_{task}"), id=task, elem_id=f"tab-{task}"):

@@ -24,6 +24,7 @@ from pusa.service.studio.checks import plain_message
 from pusa.service.studio.clock import StepClock, decode_per_latent
 from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors, show_general
 from pusa.service.studio.inputs import InputFiles
+from pusa.service.studio.models import model_line
 from pusa.service.studio.render import status_html
 from pusa.service.uploads import UploadRejected
 
@@ -186,7 +187,8 @@ def final_outputs(tab: TaskTab, service: JobService, job: Job, d: dict[str, Any]
                     tab.reuse: gr.update(visible=True), tab.reuse_seed: gr.update(visible=True),
                     **{b: gr.update(visible=True) for b in tab.continuations.values()},
                     tab.seed_info: f"seed **{d['seed']}** · job `{job.id}` · "
-                                   + ", ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())})
+                                   + ", ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())
+                                   + model_line(job.model, lang)})
     elif job.status == FAILED:
         out.update(show_errors(tab, [(job.error_field or "error", job.error or "")], lang, {}))
         out[tab.status] = status_html(tab.task, d, lang, True)
