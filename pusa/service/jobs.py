@@ -22,7 +22,7 @@ from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
 from pusa.service.job_view import job_json, sidecar_windows
 from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftovers
-from pusa.service.switching import ModelSwitcher
+from pusa.service.switching import ModelSwitcher, model_switcher
 from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
                                 is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
@@ -73,11 +73,7 @@ class JobService:
         self.config = config
         self.host = host
         # the model picker (--models-dir): listing, current model, switching; None without a models dir
-        self.models: ModelSwitcher | None = None
-        if config.models_dir is not None:
-            from pusa.service.engine import pipeline_loader
-
-            self.models = ModelSwitcher(config, host, loader_factory or pipeline_loader)
+        self.models: ModelSwitcher | None = model_switcher(config, host, loader_factory)
         self.store = JobStore(config.data_dir)
         self.staging_dir = self.store.uploads_dir / ".staging"
         self.worker = Worker(self.store, host, config.data_dir)

@@ -28,6 +28,17 @@ STARTUP_ID = "startup"  # the model the server started with, when it is not one 
 _STARTUP_LORA_OPTIONS = ("lora", "lora_low", "extra_lora", "extra_lora_low")
 
 
+def model_switcher(config: ServiceConfig, host: ModelHost,
+                   loader_factory: LoaderFactory | None = None) -> "ModelSwitcher | None":
+    """The picker of ``--models-dir`` (None without one); loaders come from ``loader_factory``, by
+    default the real pipeline's, the same way the startup model's did."""
+    if config.models_dir is None:
+        return None
+    from pusa.service.engine import pipeline_loader
+
+    return ModelSwitcher(config, host, loader_factory or pipeline_loader)
+
+
 class ModelSwitcher:
     """The picker's server side: the listing, the current choice, and switching by id."""
 

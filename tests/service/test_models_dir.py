@@ -220,3 +220,16 @@ def test_a_job_database_from_before_the_model_column_keeps_its_history(tmp_path:
     assert store.get("abc").model is None
     store.set_model("abc", {"label": "m"})
     assert store.get("abc").model == {"label": "m"}
+
+
+def test_serve_takes_models_dir_and_refuses_a_missing_one(shelf: Path, tmp_path: Path) -> None:
+    import argparse
+
+    from pusa.service.cli import add_serve_options, cmd_serve, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_options(parser)
+    config = config_from_args(parser.parse_args(["--models-dir", str(shelf), "--data-dir", str(tmp_path / "d")]))
+    assert config.models_dir == shelf.resolve()
+    assert config_from_args(parser.parse_args(["--data-dir", str(tmp_path / "d")])).models_dir is None
+    assert cmd_serve(parser.parse_args(["--models-dir", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path)])) == 2
