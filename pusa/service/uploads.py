@@ -18,6 +18,9 @@ from typing import Any, BinaryIO
 from pusa.service.config import UploadLimits
 
 log = logging.getLogger(__name__)
+# how an unreadable upload is refused (the studio matches these to say it in the page's language)
+NOT_AN_IMAGE = "this file is not an image we can read"
+NOT_A_VIDEO = "this file is not a video we can read"
 
 IMAGE_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "gif": ".gif", "tiff": ".tiff"}
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".gif")
@@ -89,8 +92,9 @@ def check_image(path: Path, field: str, limits: UploadLimits) -> StagedFile:
     except Image.DecompressionBombError:
         raise UploadRejected(field, f"image has far more pixels than the limit of {limits.max_pixels}", 413) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        # the library's message names the staging file: say what is wrong without it
-        raise UploadRejected(field, f"not a readable image ({type(e).__name__}); upload a PNG, JPEG or WebP file",
+        # the library's message names the staging file and its type is jargon: one sentence, the cause in the log
+        log.info("upload %s: not a readable image (%s)", field, type(e).__name__)
+        raise UploadRejected(field, f"{NOT_AN_IMAGE}; upload a PNG, JPEG or WebP file",
                              422) from None
     return StagedFile(path, IMAGE_SUFFIXES.get(fmt, ".png"))
 
@@ -141,7 +145,8 @@ def check_video(path: Path, field: str, limits: UploadLimits, original_name: str
     except UploadRejected:
         raise
     except Exception as e:  # av raises many error types for garbage input; their text names the staging file
-        raise UploadRejected(field, f"not a readable video ({type(e).__name__}); upload an MP4 or WebM file",
+        log.info("upload %s: not a readable video (%s)", field, type(e).__name__)
+        raise UploadRejected(field, f"{NOT_A_VIDEO}; upload an MP4 or WebM file",
                              422) from None
     suffix = Path(original_name or "").suffix.lower()
     return StagedFile(path, suffix if suffix in VIDEO_SUFFIXES else ".mp4")
@@ -152,7 +157,8 @@ def stage_path(src: Path, staging_dir: Path, field: str, limits: UploadLimits) -
     try:
         size = src.stat().st_size
     except OSError as e:
-        raise UploadRejected(field, f"cannot read the uploaded file ({e.strerror or type(e).__name__})", 422) from None
+        log.info("upload %s: cannot read the staged file (%s)", field, type(e).__name__)
+        raise UploadRejected(field, "the uploaded file could not be read; upload it again", 422) from None
     if size > limits.max_bytes:
         raise UploadRejected(field, f"file is larger than the limit of {_mb(limits.max_bytes)}", 413)
     with open(src, "rb") as f:

@@ -145,6 +145,22 @@ def test_malformed_requests_are_422(client: TestClient) -> None:
     assert client.get("/api/jobs?status=done").status_code == 422
 
 
+@pytest.mark.parametrize("field, name, words", [
+    ("images", "holiday.png", "this file is not an image we can read; upload a PNG, JPEG or WebP file"),
+    ("video", "clip.mp4", "this file is not a video we can read; upload an MP4 or WebM file"),
+])
+def test_unreadable_uploads_are_one_sentence_without_exception_names(client: TestClient, tmp_path: Path, field: str,
+                                                                    name: str, words: str) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not a picture, not a video " * 40)
+    task = {"images": ("i2v", [bad], None), "video": ("v2v", [], bad)}[field]
+    extra = {"cond_positions": "0", "noise_multipliers": "0"} if field == "video" else {"noise_multipliers": "0.2"}
+    r = post(client, {"prompt": "x", "task": task[0], **FAST, **extra}, images=task[1], video=task[2])
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert words in detail and "Error" not in detail and "staging" not in detail and str(tmp_path) not in detail
+
+
 def test_too_large_uploads_are_413(client: TestClient, tmp_path: Path) -> None:
     big_bytes = tmp_path / "big.png"
     big_bytes.write_bytes(b"\x89PNG" + b"\x00" * 500_000)  # over the 400 kB test limit

@@ -26,9 +26,9 @@ _PATH = re.compile(r"(?:/[^\s/:;,'\"]+){2,}")
 
 def plain_message(message: str, lang: str = "en") -> str:
     """One sentence for a refused input: known refusals in the user's words, never an exception name or path."""
-    if message.startswith("not a readable image"):
+    if message.startswith(uploads.NOT_AN_IMAGE):
         return say("bad_image", lang)
-    if message.startswith("not a readable video"):
+    if message.startswith(uploads.NOT_A_VIDEO):
         return say("bad_video", lang)
     return _PATH.sub("…", _EXCEPTION_NAME.sub("", message))
 
