@@ -1,17 +1,24 @@
 """English and Korean interface text of the studio (the seed's users read Korean).
 
-Static labels go through Gradio's ``gr.I18n`` (picked by the browser language, switchable in the
-page's settings); text the server renders at run time (status, progress) uses :func:`say` with the
-request's Accept-Language. Parameter help in English comes from the settings model's own field
+Static labels go through Gradio's ``gr.I18n``; text the server renders at run time (status,
+progress, History) uses :func:`say` in the language of :func:`request_lang`. Both follow one choice:
+the page header's EN / 한국어 switch puts ``?lang=`` into the page's address (remembered in the
+browser's local storage, :mod:`pusa.service.studio.language`), which sets the browser-side locale
+before Gradio draws anything and reaches the server as the page address (Referer) of every event;
+without a choice, the browser's language decides (Accept-Language). Parameter help in English comes from the settings model's own field
 descriptions, so help text and validation rules cannot drift apart.
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from pusa.settings import GenerationSettings
 
 _F = GenerationSettings.model_fields
 PREFIX = "pusa_"
+LANGS = ("en", "ko")  # complete languages: the switch offers these and nothing else
+LANG_PARAM = "lang"  # the page address parameter that names the chosen language
 
 
 def field_range(name: str) -> str:
@@ -91,13 +98,13 @@ TEXT: dict[str, tuple[str, str]] = {
                              "위치마다 하나. 비우면 모두 0 (프레임을 그대로 유지)."),
     "help_seed": (str(_F["seed"].description), "비우거나 -1이면 무작위이며, 사용된 시드가 표시됩니다."),
     "help_cfg": (str(_F["cfg"].description), "분류기 없는 가이던스 배율. 1 = 스텝당 한 번 계산."),
-    "help_negative": (str(_F["negative_prompt"].description), "피하고 싶은 내용 (cfg > 1일 때 사용)."),
+    "help_negative": (str(_F["negative_prompt"].description), "피하고 싶은 내용 (CFG > 1일 때 사용)."),
     "help_frames": ("4k+1 pixel frames; beyond the model's window the video is made of several windows. "
                     "Empty = the model's default.",
                     "4k+1 픽셀 프레임. 모델 윈도우보다 길면 여러 윈도우로 만듭니다. 비우면 모델 기본값."),
     "help_size": ("Width and height, multiples of 16; empty = the model's default.",
                   "너비와 높이, 16의 배수. 비우면 모델 기본값."),
-    "help_fit": (str(_F["fit"].description), "다른 비율의 입력 맞춤: crop(가운데 자르기) 또는 letterbox."),
+    "help_fit": (str(_F["fit"].description), "다른 비율의 입력 맞춤: 가운데 자르기 또는 레터박스."),
     "help_fps": (str(_F["fps"].description), "저장되는 영상의 초당 프레임 수."),
     # run-time status text
     "st_loading": ("Model loading", "모델 로딩 중"),
@@ -205,6 +212,44 @@ TEXT: dict[str, tuple[str, str]] = {
     "sw_short_noise_multipliers": ("mult", "배율"),
     "sw_short_steps": ("steps", "스텝"),
     "sw_short_seed": ("seed", "시드"),
+    # the language switch, the model banner, choices and result lines drawn at run time
+    "secs": ("{v:.2f} s", "{v:.2f}초"),
+    "load_secs": ("{v:.0f} s", "{v:.0f}초"),
+    "banner_defaults": ("{width}x{height}, {frames} frames", "{width}x{height}, {frames}프레임"),
+    "comp_loading": ("loading", "로딩 중"),
+    "comp_ready": ("ready", "준비됨"),
+    "size_custom": ("custom", "직접 입력"),
+    "size_portrait": ("portrait", "세로"),
+    "size_tiny": ("tiny", "초소형"),
+    "fit_crop": ("crop", "가운데 자르기"),
+    "fit_letterbox": ("letterbox", "레터박스"),
+    "seed_line": ("seed **{seed}** · job `{id}` · {timings}", "시드 **{seed}** · 작업 `{id}` · {timings}"),
+    "tm_queued": ("queued", "대기"),
+    "tm_text": ("text", "텍스트"),
+    "tm_encode": ("encode", "인코딩"),
+    "tm_lora": ("LoRA", "LoRA"),
+    "tm_denoise": ("denoise", "디노이징"),
+    "tm_per_step": ("per step", "스텝당"),
+    "tm_decode": ("decode", "디코딩"),
+    "tm_total": ("total", "합계"),
+    "preview": ("Live preview (current estimate)", "실시간 미리보기 (현재 추정)"),
+    "preview_step": ("Live preview after step {step}/{total}", "실시간 미리보기: {step}/{total} 스텝 후"),
+    # History: headers, job states, notes
+    "hd_id": ("id", "작업 번호"),
+    "hd_status": ("status", "상태"),
+    "hd_task": ("task", "종류"),
+    "hd_prompt": ("prompt", "프롬프트"),
+    "hd_seed": ("seed", "시드"),
+    "hd_created": ("created", "만든 시각"),
+    "js_queued": ("queued", "대기 중"),
+    "js_running": ("running", "실행 중"),
+    "js_succeeded": ("succeeded", "완료"),
+    "js_failed": ("failed", "실패"),
+    "js_cancelled": ("cancelled", "취소됨"),
+    "js_cancelling": ("cancelling", "취소하는 중"),
+    "js_deleted": ("deleted", "삭제됨"),
+    "h_queued": ("queued job `{id}` (from `{source}`)", "작업 `{id}`을(를) 대기열에 넣었습니다 (`{source}`에서)"),
+    "h_action": ("{action}: `{id}`", "{action}: `{id}`"),
     # the model picker (pusa serve --models-dir; studio.models)
     "pick_model": ("Model", "모델"),
     "pick_lora": ("LoRA", "LoRA"),
@@ -233,11 +278,18 @@ def lang_of(accept_language: str | None) -> str:
     return "ko" if first.startswith("ko") else "en"
 
 
+def page_lang(page_url: str | None) -> str | None:
+    """The language the page's address names (``?lang=ko``), or None when it names none we have."""
+    wanted = parse_qs(urlsplit(page_url or "").query).get(LANG_PARAM, [""])[0].lower()
+    return wanted if wanted in LANGS else None
+
+
 def request_lang(request: object) -> str:
-    """The language of a Gradio request (its Accept-Language); English when it has none."""
+    """The language of a Gradio request: the page's ``?lang=`` (its Referer), else Accept-Language, else English."""
     try:
-        return lang_of(request.headers.get("accept-language")) if request is not None else "en"  # type: ignore[attr-defined]
-    except Exception:  # a request without headers (e.g. an API client): default language
+        headers = request.headers  # type: ignore[attr-defined]
+        return page_lang(headers.get("referer")) or lang_of(headers.get("accept-language"))
+    except Exception:  # no request or one without headers (e.g. an API client): default language
         return "en"
 
 

@@ -6,8 +6,9 @@ SettingsError's field problems are shown next to the fields they name.
 
 Rooms: :mod:`.page` (layout), :mod:`.forms` (per-task inputs <-> settings), :mod:`.keyframes`
 (slot syncing and timeline), :mod:`.polling` (generate / follow / cancel / reuse), :mod:`.history`,
-:mod:`.render` (status, banner and timeline HTML, CSS, labels), :mod:`.examples`, :mod:`.values`
-(widget values as settings), :mod:`.inputs` (which files a request may name).
+:mod:`.render` (status, banner and timeline HTML, CSS, labels), :mod:`.language` (the EN / 한국어
+switch), :mod:`.preview` (a running job's live preview), :mod:`.examples`, :mod:`.values` (widget
+values as settings), :mod:`.inputs` (which files a request may name).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from fastapi import FastAPI
 
 from pusa.service.config import ServiceConfig
 from pusa.service.jobs import JobService
-from pusa.service.studio.examples import cached_copies
+from pusa.service.studio.examples import EXAMPLES_CSS, cached_copies
 from pusa.service.studio.inputs import FileGuard, InputFiles
+from pusa.service.studio.language import SWITCH_CSS, PageLanguage
 from pusa.service.studio.page import StudioPage
+from pusa.service.studio.preview import PREVIEW_CSS
 from pusa.service.studio.render import CSS, I18N
 
 __all__ = ["mount_studio", "studio_cache_dir"]
@@ -58,10 +61,14 @@ def mount_studio(service: JobService, config: ServiceConfig, cache_dir: Path | N
     demo.queue(default_concurrency_limit=None)
     parent = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     allowed = [str(config.data_dir / "outputs"), str(config.data_dir / "uploads"), str(config.data_dir / "examples")]
-    app = gr.mount_gradio_app(parent, demo, path="/", allowed_paths=allowed, i18n=I18N, css=CSS,
+    app = gr.mount_gradio_app(parent, demo, path="/", allowed_paths=allowed, i18n=I18N,
+                              css=CSS + SWITCH_CSS + PREVIEW_CSS + EXAMPLES_CSS,
                               max_file_size=config.limits.max_bytes, ssr_mode=False, show_error=True,
-                              footer_links=["settings"], run_history=False, theme=gr.themes.Soft())
+                              footer_links=[], run_history=False, theme=gr.themes.Soft())
     # the page's own config: which components are the inputs of each event (fn_index)
     inputs_of = {d["id"]: list(d["inputs"]) for d in demo.config["dependencies"]}
     app.add_middleware(FileGuard, files=files, inputs_of=lambda: inputs_of)
+    # the chosen language is set before Gradio draws the page (studio.language); Gradio's own
+    # settings dialog (footer_links above) with its picker of ~30 languages is not shown
+    app.add_middleware(PageLanguage)
     return app

@@ -28,28 +28,49 @@ EXAMPLES: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = {
             [["A red fox runs through fresh snow in a pine forest, cinematic", 1.4, 10],
              ["A paper boat drifts down a rain-filled street, close-up", 1.4, 10]]),
 }
+# the same rows with the prompts in Korean (UMT5, Wan's text encoder, reads Korean): shown on the Korean page
+PROMPTS_KO: dict[str, list[str]] = {
+    "i2v": ["잔잔한 바다 위로 해가 떠오르고 부드러운 물결이 인다"],
+    "keyframes": ["타임랩스: 해가 수평선에서 파란 하늘로 떠오른다"],
+    "v2v": ["폭풍우 치는 하늘 아래 바다 물결이 밀려온다"],
+    "t2v": ["붉은 여우가 소나무 숲의 새 눈밭을 달린다, 영화 같은 장면", "종이배가 빗물 고인 거리를 따라 떠내려간다, 클로즈업"],
+}
 FILE_INPUTS = ("image", "image_0", "image_1", "video")
 # input name -> the i18n key of its column header (keyframe columns add their number)
 HEADER_KEYS = {"image": "image", "video": "video_in", "prompt": "prompt", "noise_multiplier": "noise_multiplier",
                "lora_alpha": "lora_alpha", "steps": "steps", "cond_positions": "cond_positions"}
 
 
-def _both(key: str) -> str:
-    return f"{say(key)} / {say(key, 'ko')}"
-
-
-def _header(name: str) -> str:
+def _header(name: str, lang: str) -> str:
     if name.startswith("image_"):
-        return f"{_both('keyframe')} {int(name.split('_')[1]) + 1}"
-    return _both(HEADER_KEYS[name])
+        return f"{say('keyframe', lang)} {int(name.split('_')[1]) + 1}"
+    return say(HEADER_KEYS[name], lang)
+
+
+def examples_id(task: str, lang: str) -> str:
+    """The element id of a tab's examples in ``lang`` (CSS shows the page language's, :data:`EXAMPLES_CSS`)."""
+    return f"{task}-examples" if lang == "en" else f"{task}-examples-{lang}"
 
 
 def add_examples(tab: TaskTab, examples_dir: Path) -> None:
-    """The example rows of ``tab``'s task (headers in both languages)."""
+    """The example rows of ``tab``'s task, once per language; the page shows those of its language.
+
+    Two sets rather than one re-labelled at run time: an example fills the inputs with the values
+    it was built with, so the prompt a row shows must be the prompt it gives.
+    """
     names, rows = EXAMPLES[tab.task]
     rows = [[str(examples_dir / v) if n in FILE_INPUTS else v for n, v in zip(names, row)] for row in rows]
-    ex = gr.Examples(rows, [tab.inputs[n] for n in names], label=T("examples"), elem_id=f"{tab.task}-examples")
-    ex.dataset.headers = [_header(n) for n in names]
+    at = names.index("prompt")
+    by_lang = {"en": rows, "ko": [[*r[:at], ko, *r[at + 1:]] for r, ko in zip(rows, PROMPTS_KO[tab.task])]}
+    for lang, lang_rows in by_lang.items():
+        ex = gr.Examples(lang_rows, [tab.inputs[n] for n in names], label=T("examples"),
+                         elem_id=examples_id(tab.task, lang))
+        ex.dataset.headers = [_header(n, lang) for n in names]
+
+
+# each page shows the examples of its own language (html[lang] is set before drawing: studio.language)
+EXAMPLES_CSS = "".join(f"html[lang=ko] #{examples_id(t, 'en')}, html:not([lang=ko]) #{examples_id(t, 'ko')} "
+                       "{ display: none !important; }\n" for t in EXAMPLES)
 
 
 def cached_copies(cache_dir: Path, examples_dir: Path) -> list[Path]:

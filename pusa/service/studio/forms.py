@@ -60,6 +60,8 @@ class TaskTab:
     attach: tuple[Any, ...] = ()  # (fn, inputs, outputs) that follows the remembered job on page load
     general_error: Any = None
     status: Any = None
+    preview: Any = None  # the running job's latest estimate (studio.preview)
+    size: Any = None  # the size preset dropdown (its labels follow the page's language)
     video: Any = None
     download: Any = None
     seed_info: Any = None

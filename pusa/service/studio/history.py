@@ -14,14 +14,14 @@ from pusa.service.store import QUEUED, RUNNING, SUCCEEDED, Job, QueueFull, Stora
 from pusa.service.studio.forms import BUTTON_IDS, TaskTab, fill_from_job
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.models import model_cell
-from pusa.service.i18n import request_lang, say
+from pusa.service.i18n import TEXT, request_lang, say
 from pusa.service.studio.clock import clock_text
 from pusa.service.studio.render import T
 
 LISTED_JOBS = 100
 LIVE_SECONDS = 2.0
 GALLERY_VIDEOS = 24
-HEADERS = ["id", "status", "task", "prompt", "seed", "model", "created"]
+HEADERS = ["id", "status", "task", "prompt", "seed", "model", "created"]  # the columns (labels: hd_<name>)
 
 
 @dataclass
@@ -42,7 +42,7 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
     refresh = gr.Button(T("refresh"), size="sm", elem_id="history-refresh")
     gallery = gr.Gallery(label=T("past_videos"), columns=4, height="auto", allow_preview=False,
                          elem_id="history-gallery")
-    table = gr.Dataframe(headers=HEADERS, interactive=False, label=T("all_jobs"), elem_id="history-table", wrap=True)
+    table = gr.Dataframe(headers=headers("en"), interactive=False, label=T("all_jobs"), elem_id="history-table", wrap=True)
     with gr.Row():
         with gr.Column():
             detail_video = gr.Video(label=T("result"), interactive=False, elem_id="history-video")
@@ -57,15 +57,19 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
                                  for key in BUTTON_IDS}
             note = gr.Markdown("", elem_id="history-note")
 
-    def load() -> list[Any]:
+    def load(lang: str = "en") -> list[Any]:
         jobs, _ = service.list_jobs(limit=LISTED_JOBS)
-        rows = [[j.id, status_cell(service, j), j.task, (j.settings.get("prompt") or "")[:80],
+        rows = [[j.id, status_cell(service, j, lang), task_name(j.task, lang), (j.settings.get("prompt") or "")[:80],
                  (j.resolved or {}).get("seed", ""), model_cell(j.model),
                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
         vids = [(j, service.output_path(j)) for j in jobs if j.status == SUCCEEDED]
         vids = [(j, p) for j, p in vids if p is not None][:GALLERY_VIDEOS]
-        gal = [(str(p), f"{j.task} · {(j.settings.get('prompt') or '')[:40]}") for j, p in vids]
-        return [rows, [j.id for j in jobs], gal, [j.id for j, _ in vids]]
+        gal = [(str(p), f"{task_name(j.task, lang)} · {(j.settings.get('prompt') or '')[:40]}") for j, p in vids]
+        table_value = {"headers": headers(lang), "data": rows}
+        return [table_value, [j.id for j in jobs], gal, [j.id for j, _ in vids]]
+
+    def load_for(request: gr.Request) -> list[Any]:
+        return load(request_lang(request))
 
     def show(job_id: str | None) -> list[Any]:
         if not job_id:
@@ -86,18 +90,19 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
         return show(ids[i] if 0 <= i < len(ids) else None)
 
     listing = [table, ids_state, gallery, gallery_ids]
-    refresh.click(load, None, listing, queue=False)
-    history_tab.select(load, None, listing, queue=False)
+    refresh.click(load_for, None, listing, queue=False)
+    history_tab.select(load_for, None, listing, queue=False)
 
     # live: the table and the queue line follow the jobs; the gallery changes only when a video is added
     timer = gr.Timer(LIVE_SECONDS)
     shown = gr.State(None)
 
     def live(request: gr.Request, last: Any) -> list[Any]:
-        line = queue_markdown(service, request_lang(request))
+        lang = request_lang(request)
+        line = queue_markdown(service, lang)
         if last is None:  # History not opened yet in this page: only the queue line
             return [gr.update(), gr.update(), gr.update(), gr.update(), line, last]
-        rows, ids, gal, gal_ids = load()
+        rows, ids, gal, gal_ids = load(lang)
         return [gr.update() if rows == last[0] else rows, ids, gr.update() if gal_ids == last[1] else gal, gal_ids,
                 line, [rows, gal_ids]]
 
@@ -118,37 +123,56 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
     all_inputs = [c for t in task_tabs.values() for c in t.components]
     reuse.click(reuse_fn, selected, [tabs, *all_inputs], queue=False)
 
-    def resubmit_fn(job_id: str | None) -> list[Any]:
+    def resubmit_fn(request: gr.Request, job_id: str | None) -> list[Any]:
+        lang = request_lang(request)
         if not job_id:
-            return ["", *load(), *show(None)]
+            return ["", *load(lang), *show(None)]
         try:
             job = service.resubmit(job_id)
         except (JobNotFound, JobConflict, QueueFull, StorageError) as e:
-            return [f"⚠ {e}", *load(), *show(job_id)]
-        return [f"queued job `{job.id}` (from `{job_id}`)", *load(), *show(job.id)]
+            return [f"⚠ {e}", *load(lang), *show(job_id)]
+        return [say("h_queued", lang, id=job.id, source=job_id), *load(lang), *show(job.id)]
 
     resubmit.click(resubmit_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)
 
-    def delete_fn(job_id: str | None) -> list[Any]:
+    def delete_fn(request: gr.Request, job_id: str | None) -> list[Any]:
+        lang = request_lang(request)
         if not job_id:
-            return ["", *load(), *show(None)]
+            return ["", *load(lang), *show(None)]
         try:
             action = service.cancel_or_delete(job_id)
         except (JobNotFound, JobConflict) as e:
-            return [f"⚠ {e}", *load(), *show(job_id)]
-        return [f"{action}: `{job_id}`", *load(), *show(None if action == "deleted" else job_id)]
+            return [f"⚠ {e}", *load(lang), *show(job_id)]
+        return [say("h_action", lang, action=state_name(action, lang), id=job_id), *load(lang),
+                *show(None if action == "deleted" else job_id)]
 
     delete.click(delete_fn, selected, [note, *listing, detail, detail_video, selected], queue=False)
     return HistoryView(selected, continuations)
 
 
-def status_cell(service: JobService, job: Job) -> str:
+def headers(lang: str) -> list[str]:
+    """The table's column headers in the page's language."""
+    return [say(f"hd_{name}", lang) for name in HEADERS]
+
+
+def state_name(state: str, lang: str) -> str:
+    """A job state (queued, running, …) or a History action (deleted, cancelling) in the page's language."""
+    return say(f"js_{state}", lang) if f"js_{state}" in TEXT else state
+
+
+def task_name(task: str, lang: str) -> str:
+    """A task as its tab is called (Image→Video, …); an unknown one as the API names it."""
+    return say(f"tab_{task}", lang) if f"tab_{task}" in TEXT else task
+
+
+def status_cell(service: JobService, job: Job, lang: str = "en") -> str:
     """A job's status in the table, with its place in the queue or its progress while it runs."""
+    name = state_name(job.status, lang)
     if job.status == QUEUED:
-        return f"{job.status} #{service.job_dict(job)['queue_position']}"
+        return f"{name} #{service.job_dict(job)['queue_position']}"
     if job.status == RUNNING:
-        return f"{job.status} {round(service.job_dict(job)['progress']['fraction'] * 100)}%"
-    return job.status
+        return f"{name} {round(service.job_dict(job)['progress']['fraction'] * 100)}%"
+    return name
 
 
 def queue_markdown(service: JobService, lang: str, now: float | None = None) -> str:
@@ -164,7 +188,8 @@ def queue_markdown(service: JobService, lang: str, now: float | None = None) -> 
         elapsed = max(0.0, now - (job.started_at or now))
         frac = prog["fraction"]
         left = f" · {say('st_left', lang, left=clock_text(elapsed * (1 - frac) / frac))}" if frac > 0.05 else ""
-        phase = f"{prog['phase']} {prog['step']}/{prog['total']}" if prog["phase"] else ""
-        text = say("q_running", lang, id=job.id, task=job.task, phase=phase, pct=round(frac * 100),
+        phase_word = say(f"ph_{prog['phase']}", lang) if f"ph_{prog['phase']}" in TEXT else prog["phase"]
+        phase = f"{phase_word} {prog['step']}/{prog['total']}" if prog["phase"] else ""
+        text = say("q_running", lang, id=job.id, task=task_name(job.task, lang), phase=phase, pct=round(frac * 100),
                    elapsed=clock_text(elapsed)) + left + " — " + text
     return text

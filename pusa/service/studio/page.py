@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from pusa.family import WAN21, ModelFamily
+from pusa.service.i18n import request_lang, say
 from pusa.service.jobs import JobService
 from pusa.service.studio.continuation import ContinuationSource, wire_continuations
 from pusa.service.studio.examples import add_examples, write_examples
@@ -20,6 +21,7 @@ from pusa.service.studio.forms import BUTTON_IDS, ERR_BOX, TASK_FORMS, TaskTab, 
 from pusa.service.studio.history import build_history
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.keyframes import positions_placeholder
+from pusa.service.studio.language import switch_html
 from pusa.service.studio.length import build_length, frames_placeholder, wire_length
 from pusa.service.studio.models import build_model_picker
 from pusa.service.studio.polling import JobFollower, wire_task_tab
@@ -31,6 +33,18 @@ from pusa.windows import default_overlap
 SIZE_PRESETS = {"model default": (None, None), "832x480 (480p)": (832, 480), "480x832 (480p portrait)": (480, 832),
                 "1280x720 (720p)": (1280, 720), "720x1280 (720p portrait)": (720, 1280), "512x512": (512, 512),
                 "64x64 (tiny)": (64, 64), "custom": (None, None)}
+
+
+def size_choices(lang: str) -> list[tuple[str, str]]:
+    """The size presets as (label in ``lang``, preset name) pairs: the value a handler gets stays the name."""
+    words = {"model default": say("model_default", lang), "custom": say("size_custom", lang)}
+    return [(words.get(name) or name.replace("portrait", say("size_portrait", lang))
+             .replace("tiny", say("size_tiny", lang)), name) for name in SIZE_PRESETS]
+
+
+def fit_choices(lang: str) -> list[tuple[str, str]]:
+    """crop / letterbox as (label in ``lang``, the settings value) pairs."""
+    return [(say(f"fit_{value}", lang), value) for value in ("crop", "letterbox")]
 
 
 class StudioPage:
@@ -50,7 +64,11 @@ class StudioPage:
     def build(self) -> gr.Blocks:
         write_examples(self.files.examples_dir)
         with gr.Blocks(title="Pusa studio", analytics_enabled=False) as demo:
-            gr.Markdown(f"# {T('title')}")
+            with gr.Row(elem_id="pusa-header", equal_height=True):
+                with gr.Column(scale=4):
+                    gr.Markdown(f"# {T('title')}")
+                with gr.Column(scale=1, min_width=180):  # EN / 한국어, in the header (studio.language)
+                    gr.HTML(switch_html(), elem_id="lang-switch", padding=False)
             gr.Markdown(T("subtitle"))
             model_status = gr.HTML(model_status_html(self.service.model_snapshot()), elem_id="model-status")
             timer = gr.Timer(1.0)
@@ -65,6 +83,7 @@ class StudioPage:
             wire_continuations(self.service, self.files, self.family, tabs, self.tabs,
                                [*sources, ContinuationSource(history.selected, history.continuations)])
             self._wire_model_hints(demo, timer, model_status)
+            self._wire_choice_labels(demo)
             for t in self.tabs.values():  # after a reload each tab follows its job again (also on the
                 fn, inputs, outputs = t.attach  # remembered id's change: the page reads it after load)
                 demo.load(fn, inputs, outputs, concurrency_limit=None, show_progress="hidden")
@@ -95,9 +114,10 @@ class StudioPage:
                     for v in v2v_values]
             return ups
 
-        def tick(*v2v_values: Any) -> list[Any]:
+        def tick(request: gr.Request, *v2v_values: Any) -> list[Any]:
             wan22 = self.service.model_is_wan22
-            return [model_status_html(self.service.model_snapshot()), gr.Timer(active=not self.service.model_settled),
+            return [model_status_html(self.service.model_snapshot(), request_lang(request)),
+                    gr.Timer(active=not self.service.model_settled),
                     *[gr.update(visible=wan22) for _ in alpha_lows], *hints(*v2v_values)]
 
         outputs = [model_status, timer, *alpha_lows, *[c for _, c in hinted], *v2v_positions]
@@ -107,6 +127,18 @@ class StudioPage:
                 dep = dep.then(*t.redraw, show_progress="hidden", queue=False, preprocess=False)
                 if t.keyframes is not None:
                     dep = dep.then(*t.keyframes.redraw, show_progress="hidden", queue=False, preprocess=False)
+
+    def _wire_choice_labels(self, demo: gr.Blocks) -> None:
+        """The size presets' and fit choices' labels in the page's language (their values stay as they are)."""
+        sizes = [t.size for t in self.tabs.values()]
+        fits = [t.inputs["fit"] for t in self.tabs.values() if "fit" in t.inputs]
+
+        def labels(request: gr.Request) -> list[Any]:
+            lang = request_lang(request)
+            return [*[gr.update(choices=size_choices(lang)) for _ in sizes],
+                    *[gr.update(choices=fit_choices(lang)) for _ in fits]]
+
+        demo.load(labels, None, [*sizes, *fits], queue=False, show_progress="hidden")
 
     def _task_tab(self, task: str) -> None:
         tab = TaskTab(task, form_of(task))
@@ -128,6 +160,7 @@ class StudioPage:
             with gr.Column(scale=1):
                 tab.status = gr.HTML(status_html(task, None, "en", False), elem_id=f"{task}-status")
                 tab.general_error = gr.HTML("", elem_id=f"{task}-error", **ERR_BOX)
+                tab.preview = gr.HTML("", elem_id=f"{task}-preview", padding=False)  # while running (studio.preview)
                 tab.video = gr.Video(label=T("result"), interactive=False, autoplay=True, loop=True, height=320,
                                      elem_id=f"{task}-video")
                 tab.seed_info = gr.Markdown("", elem_id=f"{task}-seed-info")
@@ -165,14 +198,16 @@ def _shared_parameters(tab: TaskTab) -> None:
         with gr.Row():
             tab.inputs["seed"] = gr.Number(-1, label=T("seed"), info=T("help_seed"), precision=0,
                                            elem_id=f"{task}-seed")
-            tab.inputs["cfg"] = gr.Slider(1.0, 20.0, value=5.0, step=0.5, label=T("cfg"), info=T("help_cfg"),
-                                          elem_id=f"{task}-cfg")
             # a text box: empty means the model's own rate (a number box cannot stay empty)
             tab.inputs["fps"] = gr.Textbox("", label=T("fps"), info=T("help_fps"), elem_id=f"{task}-fps")
         tab.errors["seed"] = tab.error_box("seed")
+        # a row of its own: a third of the column left its label one syllable wide in Korean
+        tab.inputs["cfg"] = gr.Slider(1.0, 20.0, value=5.0, step=0.5, label=T("cfg"), info=T("help_cfg"),
+                                      elem_id=f"{task}-cfg")
         with gr.Row():
-            size = gr.Dropdown(list(SIZE_PRESETS), value="model default", label=T("size"), info=T("help_size"),
+            size = gr.Dropdown(size_choices("en"), value="model default", label=T("size"), info=T("help_size"),
                                elem_id=f"{task}-size")
+            tab.size = size
             # text boxes: a number box cannot stay empty (it shows and sends 0), and empty means the model's default
             tab.inputs["width"] = gr.Textbox("", label=T("width"), placeholder=T("model_default"),
                                              elem_id=f"{task}-width")
@@ -180,7 +215,7 @@ def _shared_parameters(tab: TaskTab) -> None:
                                               elem_id=f"{task}-height")
         tab.errors["size"] = tab.error_box("size")
         if tab.form.takes_files:
-            tab.inputs["fit"] = gr.Radio(["crop", "letterbox"], value="crop", label=T("fit"), info=T("help_fit"),
+            tab.inputs["fit"] = gr.Radio(fit_choices("en"), value="crop", label=T("fit"), info=T("help_fit"),
                                          elem_id=f"{task}-fit")
         tab.inputs["negative_prompt"] = gr.Textbox(DEFAULT_NEGATIVE_PROMPT, label=T("negative_prompt"),
                                                    info=T("help_negative"), lines=2, elem_id=f"{task}-negative_prompt")

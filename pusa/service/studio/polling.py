@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 import gradio as gr
 
 from pusa.errors import ModelUnavailable, SettingsError
-from pusa.service.i18n import request_lang, say
+from pusa.service.i18n import TEXT, request_lang, say
 from pusa.service.jobs import JobConflict, JobNotFound, JobService
 from pusa.service.store import FAILED, SUCCEEDED, Job, QueueFull, StorageError
 from pusa.service.studio.checks import plain_message
@@ -25,6 +25,7 @@ from pusa.service.studio.clock import StepClock, decode_per_latent
 from pusa.service.studio.forms import TaskTab, collect, fill_from_job, show_errors, show_general
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.models import model_line
+from pusa.service.studio.preview import preview_html
 from pusa.service.studio.render import status_html
 from pusa.service.uploads import UploadRejected
 
@@ -81,7 +82,7 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
     # (an explicit secret: Gradio re-creates components per session, and a re-created one would draw
     # a new random secret and could no longer read what the page stored)
     tab.remembered = gr.BrowserState(None, storage_key=f"pusa-job-{tab.task}", secret=BROWSER_SECRET)
-    outputs = [tab.status, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
+    outputs = [tab.status, tab.preview, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
                tab.job_state, tab.seed_state, tab.remembered, *continuations, *err_boxes]
 
     def submit(vals: dict[str, Any]) -> Job:
@@ -107,11 +108,11 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
 
     async def follow(job_id: str, lang: str, cleared: dict[Any, str]) -> AsyncIterator[dict[Any, Any]]:
         """The job's live status until it ends, then its result (also after a reload: :func:`attach`)."""
-        base = {**cleared, tab.general_error: "", tab.video: None, tab.download: gr.update(visible=False),
+        base = {**cleared, tab.general_error: "", tab.preview: "", tab.video: None, tab.download: gr.update(visible=False),
                 tab.reuse: gr.update(visible=False), tab.reuse_seed: gr.update(visible=False),
                 tab.seed_info: "", tab.job_state: job_id, tab.remembered: job_id,
                 **{b: gr.update(visible=False) for b in continuations}}
-        last = None
+        last = last_preview = None
         per_latent, typical = await follower.past()
         clock = StepClock(per_latent)
         async for snap in follower.follow(job_id):
@@ -122,9 +123,11 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
             times = clock.observe(current, service.model_family, d["progress"]["fraction"])
             queue_left = typical * d["queue_position"] if typical and d.get("queue_position") else None
             html_ = status_html(tab.task, d, lang, service.model_ready, times=times, queue_left=queue_left)
-            if html_ != last:
-                yield {**base, tab.status: html_} if last is None else {tab.status: html_}
-                last = html_
+            preview = preview_html(d, lang)  # the latest estimate while it runs (a new step: a new address)
+            if html_ != last or preview != last_preview:
+                update = {tab.status: html_, tab.preview: preview}
+                yield {**base, **update} if last is None else update
+                last, last_preview = html_, preview
         yield final_outputs(tab, service, current, d, lang)
 
     # preprocess=False: Gradio's image preprocessing would answer an unreadable upload with a raw
@@ -179,18 +182,23 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
 
 def final_outputs(tab: TaskTab, service: JobService, job: Job, d: dict[str, Any], lang: str) -> dict[Any, Any]:
     """The tab once its job has ended: the video, seed and timings, or the error next to its field."""
-    out: dict[Any, Any] = {tab.status: status_html(tab.task, d, lang, True), tab.seed_state: d["seed"]}
+    out: dict[Any, Any] = {tab.status: status_html(tab.task, d, lang, True), tab.seed_state: d["seed"],
+                           tab.preview: ""}  # the video (or the error) takes the preview's place
     if job.status == SUCCEEDED:
         path = service.output_path(job)
         out.update({tab.video: str(path) if path else None,
                     tab.download: gr.update(value=str(path) if path else None, visible=path is not None),
                     tab.reuse: gr.update(visible=True), tab.reuse_seed: gr.update(visible=True),
                     **{b: gr.update(visible=True) for b in tab.continuations.values()},
-                    tab.seed_info: f"seed **{d['seed']}** · job `{job.id}` · "
-                                   + ", ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())
-                                   + model_line(job.model, lang)})
+                    tab.seed_info: seed_line(d["seed"], job.id, job.timings, lang) + model_line(job.model, lang)})
     elif job.status == FAILED:
         out.update(show_errors(tab, [(job.error_field or "error", job.error or "")], lang, {}))
         out[tab.status] = status_html(tab.task, d, lang, True)
         out[tab.reuse] = gr.update(visible=True)
     return out
+
+
+def seed_line(seed: Any, job_id: str, timings: dict[str, float], lang: str) -> str:
+    """``seed 42 · job abc · text 0.10 s, denoise 1.20 s, …`` in the page's language (Markdown)."""
+    parts = [f"{say(f'tm_{k}', lang) if f'tm_{k}' in TEXT else k} {say('secs', lang, v=v)}" for k, v in timings.items()]
+    return say("seed_line", lang, seed=seed, id=job_id, timings=", ".join(parts))

@@ -13,7 +13,7 @@ import gradio as gr
 
 from pusa.errors import SettingsError
 from pusa.family import ModelFamily
-from pusa.service.i18n import PREFIX, i18n_tables, say
+from pusa.service.i18n import PREFIX, TEXT, i18n_tables, say
 from pusa.service.studio.clock import Times, clock_text
 from pusa.settings import GenerationSettings
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER
@@ -95,19 +95,21 @@ def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, t
             + f'<progress class="pusa-progress" value="{frac:.3f}" max="1"></progress> {round(frac * 100)}%</div>')
 
 
-def model_status_html(snap: dict[str, Any]) -> str:
-    """The banner above the tabs: load state in both languages, the model, its defaults or its error."""
+def model_status_html(snap: dict[str, Any], lang: str = "en") -> str:
+    """The banner above the tabs in the page's language: load state, the model, its defaults or its error."""
     state = snap["state"]
     key = {"ready": "st_ready", "failed": "st_failed"}.get(state, "st_loading")
-    comps = "".join(f"<li>{escape(k)}: <b>{escape(v)}</b></li>" for k, v in snap["components"].items())
+    comps = "".join(f"<li>{escape(k)}: <b>{escape(say(f'comp_{v}', lang) if f'comp_{v}' in TEXT else v)}</b></li>"
+                    for k, v in snap["components"].items())
     extra = ""
     if state == "ready" and "defaults" in snap:
         d = snap["defaults"]
-        extra = f" — {d['width']}x{d['height']}, {d['frames']} frames" + (" — Wan2.2" if snap.get("wan22") else "")
+        extra = " — " + say("banner_defaults", lang, width=d["width"], height=d["height"], frames=d["frames"])
+        extra += " — Wan2.2" if snap.get("wan22") else ""
     if snap.get("error"):
         extra += f" — {escape(snap['error'])}"
-    secs = f" ({snap.get('load_seconds', 0):.0f} s)" if state == "loading" else ""
-    return (f'<div id="model-state" data-state="{state}"><b>{escape(say(key))} / {escape(say(key, "ko"))}'
+    secs = f" ({say('load_secs', lang, v=snap.get('load_seconds', 0))})" if state == "loading" else ""
+    return (f'<div id="model-state" data-state="{state}"><b>{escape(say(key, lang))}'
             f'</b>{secs}: {escape(snap["label"])}{extra}'
             + (f"<ul>{comps}</ul>" if state != "ready" and comps else "") + "</div>")
 
