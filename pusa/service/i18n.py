@@ -53,6 +53,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "lora_alpha": ("LoRA alpha", "LoRA 알파"),
     "lora_alpha_low": ("LoRA alpha (low-noise expert)", "LoRA 알파 (저노이즈 전문가)"),
     "steps": (f"Steps ({field_range('steps')})", f"스텝 수 ({field_range('steps')})"),
+    "preset": ("Speed preset", "속도 프리셋"),
+    "preset_none": ("none: Pusa's own sampling", "없음: Pusa 기본 샘플링"),
+    "preset_lightx2v": ("lightx2v: 4 steps, no guidance", "lightx2v: 4스텝, 가이던스 없음"),
     "more": ("More settings", "추가 설정"),
     "seed": ("Seed (-1 = random)", "시드 (-1 = 무작위)"),
     "size": ("Size", "크기"),
@@ -85,6 +88,9 @@ TEXT: dict[str, tuple[str, str]] = {
                         "너무 낮으면 일관성을 잃습니다."),
     "help_lora_alpha_low": (str(_F["lora_alpha_low"].description), "Wan2.2 전용: 저노이즈 전문가의 알파"),
     "help_steps": (str(_F["steps"].description), "스텝이 많을수록 디테일이 늘고 시간은 비례해서 늘어납니다."),
+    "help_preset": ("the 4-step preset runs the distillation LoRA loaded with the model; choosing a preset sets "
+                    "Steps and CFG",
+                    "4스텝 프리셋은 모델과 함께 불러온 증류 LoRA를 사용합니다. 프리셋을 고르면 스텝 수와 CFG가 바뀝니다"),
     "help_cond_positions": (
         "Latent frame index of each image, comma-separated; the example shows this model's first and last slot.",
         "각 이미지의 잠재 프레임 번호, 쉼표로 구분. 예시는 이 모델의 처음과 마지막 슬롯입니다."),

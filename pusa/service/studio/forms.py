@@ -37,7 +37,7 @@ ERR_BOX: dict[str, Any] = {"padding": False, "container": False, "elem_classes":
 # settings every tab sends as the user set them (numbers made whole where they are)
 COMMON_NUMBERS = ("steps", "lora_alpha", "cfg")
 OPTIONAL_NUMBERS = ("width", "height", "frames", "fps")
-FILLED_FROM_JOB = ("prompt", "negative_prompt", "steps", "lora_alpha", "lora_alpha_low", "cfg", "fit")
+FILLED_FROM_JOB = ("prompt", "negative_prompt", "steps", "lora_alpha", "lora_alpha_low", "cfg", "fit", "preset")
 # text boxes (empty = the model's default) filled with what the job asked for, not what was filled in
 FILLED_AS_TEXT = ("width", "height", "frames", "fps", "window", "overlap", "extend")
 
@@ -271,6 +271,8 @@ def collect(tab: TaskTab, vals: dict[str, Any], files: InputFiles,
         raw["negative_prompt"] = vals["negative_prompt"]
     if vals.get("fit"):
         raw["fit"] = vals["fit"]
+    if vals.get("preset"):
+        raw["preset"] = vals["preset"]
     raw.update(long_settings(vals))
     raw.update(tab.form.settings(vals))
     for key in ("cond_positions", "noise_multipliers"):

@@ -25,6 +25,7 @@ from pusa.service.studio.language import switch_html
 from pusa.service.studio.length import build_length, frames_placeholder, wire_length
 from pusa.service.studio.models import build_model_picker
 from pusa.service.studio.polling import JobFollower, wire_task_tab
+from pusa.service.studio.presets import build_preset, preset_outputs, preset_updates, wire_preset
 from pusa.service.studio.render import T, model_status_html, status_html
 from pusa.service.studio.sweep import build_sweep
 from pusa.settings import DEFAULT_NEGATIVE_PROMPT
@@ -118,9 +119,11 @@ class StudioPage:
             wan22 = self.service.model_is_wan22
             return [model_status_html(self.service.model_snapshot(), request_lang(request)),
                     gr.Timer(active=not self.service.model_settled),
-                    *[gr.update(visible=wan22) for _ in alpha_lows], *hints(*v2v_values)]
+                    *[gr.update(visible=wan22) for _ in alpha_lows], *hints(*v2v_values),
+                    *preset_updates(self.service, list(self.tabs.values()), request_lang(request))]
 
-        outputs = [model_status, timer, *alpha_lows, *[c for _, c in hinted], *v2v_positions]
+        outputs = [model_status, timer, *alpha_lows, *[c for _, c in hinted], *v2v_positions,
+                   *preset_outputs(list(self.tabs.values()))]
         for trigger in (timer.tick, demo.load):
             dep = trigger(tick, v2v_positions, outputs, show_progress="hidden", queue=False)
             for t in self.tabs.values():
@@ -174,6 +177,7 @@ class StudioPage:
                                                            elem_id=f"{task}-{BUTTON_IDS[key]}")
         add_examples(tab, self.files.examples_dir)
         tab.form.wire(tab)
+        wire_preset(tab)
         tab.redraw = wire_length(tab.length, tab.inputs["fps"], tab.inputs["prompt"], tab.form.anchor_inputs(tab),
                                  tab.form.anchors, self.family)
         wire_task_tab(tab, self.service, self.files, self.data_dir, self.follower)
@@ -193,6 +197,7 @@ def _shared_parameters(tab: TaskTab) -> None:
         # passes the value on and the check says the range next to it
         tab.inputs["steps"] = gr.Number(10, label=T("steps"), info=T("help_steps"), precision=0,
                                         elem_id=f"{task}-steps")
+        build_preset(tab)
     tab.errors["steps"] = tab.error_box("steps")
     with gr.Accordion(T("more"), open=False, elem_id=f"{task}-more"):
         with gr.Row():

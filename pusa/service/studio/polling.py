@@ -9,6 +9,7 @@ reads the job on a small private pool, so a thousand waiting tabs cost timers, n
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,25 @@ from pusa.service.uploads import UploadRejected
 POLL_SECONDS = 0.25
 READ_THREADS = 2
 RECENT = 10  # succeeded jobs the time estimates learn from
-BROWSER_SECRET = secrets.token_hex(16)  # per server process: job ids remembered by a browser (not sensitive)
+BROWSER_KEY_FILE = ".studio-browser-key"
+
+
+def browser_secret(data_dir: Path) -> str:
+    """The key of the job ids a browser remembers, kept in the data folder: a reload after a server
+    restart still re-attaches each tab to its job (its result, or why it was interrupted)."""
+    path = Path(data_dir) / BROWSER_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+        path.unlink(missing_ok=True)  # an empty or cut key (a crash while writing it): make a new one
+        return browser_secret(data_dir)
+    key = secrets.token_hex(16)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
 
 
 class JobFollower:
@@ -81,7 +100,7 @@ def wire_task_tab(tab: TaskTab, service: JobService, files: InputFiles, data_dir
     # the tab's job id also lives in the browser's local storage, so a reload re-attaches to it
     # (an explicit secret: Gradio re-creates components per session, and a re-created one would draw
     # a new random secret and could no longer read what the page stored)
-    tab.remembered = gr.BrowserState(None, storage_key=f"pusa-job-{tab.task}", secret=BROWSER_SECRET)
+    tab.remembered = gr.BrowserState(None, storage_key=f"pusa-job-{tab.task}", secret=browser_secret(data_dir))
     outputs = [tab.status, tab.preview, tab.general_error, tab.video, tab.download, tab.seed_info, tab.reuse, tab.reuse_seed,
                tab.job_state, tab.seed_state, tab.remembered, *continuations, *err_boxes]
 
