@@ -11,7 +11,8 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -131,3 +132,16 @@ class LiveServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+@contextmanager
+def live_studio(app: Any, timeout: float = 60.0) -> Iterator[LiveServer]:
+    """A live server whose studio page has been built and whose model has loaded."""
+    import httpx
+
+    with LiveServer(app) as srv:
+        deadline = time.time() + timeout
+        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
+            assert time.time() < deadline, "studio or model not ready"
+            time.sleep(0.2)
+        yield srv

@@ -11,8 +11,8 @@ import pytest
 
 from pusa.service.app import create_app
 
-from .conftest import LiveServer, make_config, slow_loader
-from .test_studio_browser import CHROMIUM, LAUNCH_ARGS, set_number, sync_api, textbox
+from .conftest import live_studio, make_config, slow_loader
+from .test_studio_browser import browser, ready_page, set_number, sync_api, textbox  # noqa: F401 - the browser fixture
 
 expect = sync_api.expect
 
@@ -48,23 +48,14 @@ def server(shelf: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFacto
         return load
 
     app = create_app(config, studio=True, loader_factory=factory)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        pg = browser.new_context(viewport={"width": 1280, "height": 1100}, locale="en-US").new_page()
-        pg.goto(server.url)
-        pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
+def page(browser, server):
+    with ready_page(browser, server.url, height=1100) as pg:
         yield pg
-        browser.close()
 
 
 def choose(page, elem_id: str, text: str) -> None:

@@ -9,6 +9,7 @@ go to a temporary folder; to refresh the README's, run with
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from pusa.service.app import create_app
 
-from .conftest import LiveServer, make_config, slow_loader, write_png, write_video
+from .conftest import live_studio, make_config, slow_loader, write_png, write_video
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -38,11 +39,7 @@ TAB_NAMES = {"i2v": "Image→Video", "keyframes": "Multi-frame→Video", "v2v": 
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     config = make_config(tmp_path_factory.mktemp("studio-data"), tiny_model)
     app = create_app(config, loader=slow_loader(config, 0.2), studio=True)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         yield srv
 
 
@@ -61,14 +58,23 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "video": write_video(d / "clip.mp4", frames=9)}
 
 
+@contextmanager
+def ready_page(browser, url: str, height: int = 1000):
+    """A new English page on ``url``, once its model banner says ready."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": height}, locale="en-US")
+    try:
+        pg = ctx.new_page()
+        pg.goto(url)
+        pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
+        yield pg
+    finally:
+        ctx.close()
+
+
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    pg = ctx.new_page()
-    pg.goto(server.url)
-    pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
-    yield pg
-    ctx.close()
+    with ready_page(browser, server.url) as pg:
+        yield pg
 
 
 def textbox(page, elem_id: str):

@@ -4,16 +4,14 @@ never an exception name or a server path (spoken to as the page speaks, no brows
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pusa.service.app import create_app
 from pusa.service.store import QueueFull, StorageError
 
-from .conftest import LiveServer, make_config, slow_loader, write_video
+from .conftest import live_studio, make_config, slow_loader, write_video
 from .test_studio_files import StudioClient, job_count
 
 RAW_NAMES = ("UnidentifiedImageError", "InvalidDataError", "Traceback", "studio-cache", "uploads/", ".staging")
@@ -23,11 +21,7 @@ RAW_NAMES = ("UnidentifiedImageError", "InvalidDataError", "Traceback", "studio-
 def studio(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     config = make_config(tmp_path_factory.mktemp("studio-checks"), tiny_model)
     app = create_app(config, loader=slow_loader(config, 0.0), studio=True)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         srv.client = StudioClient(srv.url)  # type: ignore[attr-defined]
         srv.app = app  # type: ignore[attr-defined]
         yield srv

@@ -20,7 +20,7 @@ import pytest
 
 from pusa.service.app import create_app
 
-from .conftest import LiveServer, make_config, slow_loader, write_png, write_video
+from .conftest import live_studio, make_config, slow_loader, write_png, write_video
 
 FILE_META = {"_type": "gradio.FileData"}
 
@@ -92,11 +92,7 @@ def files_holding(folder: Path, data: bytes) -> list[Path]:
 def studio(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     config = make_config(tmp_path_factory.mktemp("studio-files"), tiny_model)
     app = create_app(config, loader=slow_loader(config, 0.0), studio=True)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         srv.client = StudioClient(srv.url)  # type: ignore[attr-defined]
         srv.data_dir = config.data_dir  # type: ignore[attr-defined]
         yield srv

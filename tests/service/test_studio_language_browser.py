@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from .test_studio_browser import browser, expect, inputs, server, set_number, shoot, shots, textbox  # noqa: F401
+from .test_studio_browser import (browser, expect, inputs, ready_page, server, set_number, shoot, shots,  # noqa: F401
+                                  textbox)
 
 KO_TABS = {"i2v": "이미지→비디오", "keyframes": "멀티 프레임→비디오", "v2v": "비디오→비디오", "t2v": "텍스트→비디오"}
 # English the Korean page may show, each for a reason: names of formats, units and techniques a Korean
@@ -51,12 +52,8 @@ def visible_text(page) -> str:
 @pytest.fixture
 def english_page(browser, server):  # noqa: F811 - the shared fixtures above
     """A page in a browser that prefers English: the header switch is the only way to Korean."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    pg = ctx.new_page()
-    pg.goto(server.url)
-    pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
-    yield pg
-    ctx.close()
+    with ready_page(browser, server.url) as pg:
+        yield pg
 
 
 def test_header_switch_to_korean_is_remembered_and_leaves_no_english(english_page, server, shoot) -> None:  # noqa: F811

@@ -4,7 +4,6 @@ it sets Steps and CFG, and a job sends the tab's preset (no browser: the page's 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ from pusa.service.app import create_app
 from pusa.service.studio.presets import preset_updates
 from pusa.testing.layouts import make_tiny_dit, write_lora
 
-from .conftest import LiveServer, make_config, slow_loader, wait_job
+from .conftest import live_studio, make_config, slow_loader, wait_job
 from .test_studio_files import StudioClient
 
 
@@ -26,11 +25,7 @@ def studio(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     config = make_config(tmp_path_factory.mktemp("studio-presets"), tiny_model)
     config.engine_options.update(preset="lightx2v", extra_lora=lora)
     app = create_app(config, loader=slow_loader(config, 0.0), studio=True)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         srv.client = StudioClient(srv.url)  # type: ignore[attr-defined]
         srv.app = app  # type: ignore[attr-defined]
         yield srv

@@ -16,8 +16,8 @@ import pytest
 
 from pusa.service.app import create_app
 
-from .conftest import LiveServer, make_config, slow_loader, write_png
-from .test_studio_browser import CHROMIUM, LAUNCH_ARGS, set_number, sync_api, textbox
+from .conftest import live_studio, make_config, slow_loader, write_png
+from .test_studio_browser import browser, ready_page, set_number, sync_api, textbox  # noqa: F401 - the browser fixture
 
 expect = sync_api.expect
 
@@ -26,23 +26,14 @@ expect = sync_api.expect
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     config = make_config(tmp_path_factory.mktemp("sweep-studio-data"), tiny_model)
     app = create_app(config, loader=slow_loader(config, 0.05), studio=True)
-    with LiveServer(app) as srv:
-        deadline = time.time() + 60
-        while httpx.get(f"{srv.url}/api/studio").json()["state"] != "ready" or not app.service.model_ready:
-            assert time.time() < deadline, "studio or model not ready"
-            time.sleep(0.2)
+    with live_studio(app) as srv:
         yield srv
 
 
 @pytest.fixture
-def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        pg = browser.new_context(viewport={"width": 1280, "height": 1200}, locale="en-US").new_page()
-        pg.goto(server.url)
-        pg.wait_for_selector("#model-state[data-state=ready]", timeout=30_000)
+def page(browser, server):
+    with ready_page(browser, server.url, height=1200) as pg:
         yield pg
-        browser.close()
 
 
 def videos_state(page) -> list[dict]:
