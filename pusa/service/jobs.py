@@ -21,12 +21,12 @@ from pusa.service import uploads
 from pusa.service.config import ServiceConfig
 from pusa.service.engine import FAILED as HOST_FAILED, ModelHost
 from pusa.service.job_view import job_json, sidecar_windows
+from pusa.service.model_view import ModelView
 from pusa.service.housekeeping import Housekeeper, RetentionPolicy, clean_leftovers
 from pusa.service.switching import ModelSwitcher, model_switcher
 from pusa.service.store import (QUEUED, RUNNING, SUCCEEDED, Job, JobStore, QueueFull, as_storage_error,
                                 is_valid_job_id, new_job_id)
 from pusa.service.worker import Worker
-from pusa.family import ModelFamily
 from pusa.settings import GenerationSettings, ModelDefaults
 from pusa.settings_parsing import excerpt
 
@@ -66,7 +66,7 @@ def storage_errors() -> Iterator[None]:
         raise err from e
 
 
-class JobService:
+class JobService(ModelView):
     """Owns the store, the model host and the single worker thread for this process's device."""
 
     def __init__(self, config: ServiceConfig, host: ModelHost, loader_factory: Any = None):
@@ -284,58 +284,6 @@ class JobService:
     def queue_counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zeros included)."""
         return self.store.counts()
-
-    # ------------------------------------------------------------------ the model, as callers see it
-
-    def model_snapshot(self) -> dict[str, Any]:
-        """JSON-able model state: load state, label, per-component progress, error, defaults."""
-        return self.host.snapshot()
-
-    @property
-    def model_ready(self) -> bool:
-        """True once a job can start."""
-        return self.host.ready
-
-    @property
-    def model_settled(self) -> bool:
-        """True once loading has ended, successfully or not (nothing will change by waiting)."""
-        return self.host.done.is_set()
-
-    def wait_for_model(self, timeout: float | None = None) -> bool:
-        """Block until loading has ended (either way) or ``timeout`` passes; returns model_settled."""
-        return self.host.done.wait(timeout)
-
-    @property
-    def model_failed(self) -> bool:
-        """True when the model could not load: submissions raise ModelUnavailable."""
-        return self.host.state == HOST_FAILED
-
-    @property
-    def model_defaults(self) -> ModelDefaults | None:
-        """The loaded model's defaults (size, frames, ...); None until it has loaded."""
-        engine = self.host.engine
-        return engine.defaults if engine is not None else None
-
-    @property
-    def model_family(self) -> ModelFamily | None:
-        """The loaded model's geometry (latent frames, size multiple, native window); None until loaded.
-        Hints, placeholders and timelines come from it, never from Wan2.1 constants."""
-        engine = self.host.engine
-        return getattr(engine, "family", None) if engine is not None else None
-
-    @property
-    def model_is_wan22(self) -> bool:
-        """True for a two-expert (Wan2.2) model: its extra settings apply."""
-        engine = self.host.engine
-        return bool(engine is not None and engine.is_wan22)
-
-    @property
-    def model_presets(self) -> tuple[list[str], str]:
-        """(the presets a job may choose on the loaded model, the one a job gets without choosing)."""
-        engine = self.host.engine
-        if engine is None:
-            return ["none"], "none"
-        return list(getattr(engine, "presets", ["none"])), str(getattr(engine, "preset", "none"))
 
     def health(self) -> dict[str, Any]:
         """Liveness of the parts that must keep running: status "ok" or "error", with the reason.
