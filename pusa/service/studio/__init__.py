@@ -7,8 +7,10 @@ SettingsError's field problems are shown next to the fields they name.
 Rooms: :mod:`.page` (layout), :mod:`.forms` (per-task inputs <-> settings), :mod:`.keyframes`
 (slot syncing and timeline), :mod:`.polling` (generate / follow / cancel / reuse), :mod:`.history`,
 :mod:`.render` (status, banner and timeline HTML, CSS, labels), :mod:`.language` (the EN / 한국어
-switch), :mod:`.preview` (a running job's live preview), :mod:`.examples`, :mod:`.values` (widget
-values as settings), :mod:`.inputs` (which files a request may name).
+switch), :mod:`.preview` (a running job's live preview), :mod:`.presets` (the speed preset menu),
+:mod:`.sweep` (compare settings in a grid), :mod:`.models` (the model and LoRA picker),
+:mod:`.examples`, :mod:`.values` (widget values as settings), :mod:`.inputs` (which files a request
+may name).
 """
 
 from __future__ import annotations
