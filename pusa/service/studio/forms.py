@@ -22,6 +22,7 @@ from pusa.service.studio.checks import wire_slot_checks, wire_upload_check
 from pusa.service.studio.inputs import InputFiles
 from pusa.service.studio.keyframes import MAX_KEYFRAMES, KeyframeSlots, build_keyframe_slots, filled_labels
 from pusa.service.studio.length import Anchor, LengthControls, long_settings, prompt_lines
+from pusa.service.studio.problem_text import problem_line
 from pusa.service.studio.render import T, field_error_html, status_html
 from pusa.service.studio.values import file_path, optional_int, whole
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER, TASKS
@@ -314,8 +315,8 @@ def show_errors(tab: TaskTab, problems: list[tuple[str, str]], lang: str, cleare
         key = fld.split("[")[0]
         key = "size" if key in ("width", "height", "size") else key
         if key in tab.errors:
-            out[tab.errors[key]] = (out.get(tab.errors[key]) or "") + field_error_html(f"{fld}: {msg}")
-    text = "; ".join(f"{f}: {m}" for f, m in problems)
+            out[tab.errors[key]] = (out.get(tab.errors[key]) or "") + field_error_html(problem_line(fld, msg, lang))
+    text = "; ".join(problem_line(f, m, lang) for f, m in problems)
     out[tab.general_error] = field_error_html(say("st_fix", lang, error=text))
     out[tab.status] = status_html(tab.task, None, lang, True, "")
     return out

@@ -15,6 +15,7 @@ from pusa.errors import SettingsError
 from pusa.family import ModelFamily
 from pusa.service.i18n import PREFIX, TEXT, i18n_tables, say
 from pusa.service.studio.clock import Times, clock_text
+from pusa.service.studio.problem_text import job_error
 from pusa.settings import GenerationSettings
 from pusa.tasks import DEFAULT_IMAGE_MULTIPLIER
 
@@ -79,7 +80,7 @@ def status_html(task: str, job: dict[str, Any] | None, lang: str, ready: bool, t
     elif st == "cancelled":
         msg = say("st_cancelled", lang)
     else:
-        msg = say("st_failed_job", lang, error=job.get("error") or "")
+        msg = say("st_failed_job", lang, error=job_error(job.get("error") or "", job.get("error_field"), lang))
     frac = prog["fraction"]
     when = ""
     if times is not None and st in ("queued", "running"):
