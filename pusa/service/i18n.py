@@ -227,6 +227,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "size_custom": ("custom", "직접 입력"),
     "size_portrait": ("portrait", "세로"),
     "size_tiny": ("tiny", "초소형"),
+    "size_too_large": ("too large for this model and server", "이 모델과 서버에는 너무 큼"),
     "fit_crop": ("crop", "가운데 자르기"),
     "fit_letterbox": ("letterbox", "레터박스"),
     "seed_line": ("seed **{seed}** · job `{id}` · {timings}", "시드 **{seed}** · 작업 `{id}` · {timings}"),

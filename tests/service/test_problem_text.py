@@ -63,3 +63,4 @@ def test_a_failed_jobs_status_line_reads_in_korean() -> None:
            "timings": {}, "seed": None, "queue_position": None}
     html = status_html("t2v", job, "ko", True)
     assert "프레임 수: 10은(는) 4k+1 꼴이 아닙니다 (가까운 값: 9 또는 13)" in html, html
+

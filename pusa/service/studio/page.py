@@ -28,7 +28,7 @@ from pusa.service.studio.polling import JobFollower, wire_task_tab
 from pusa.service.studio.presets import build_preset, preset_outputs, preset_updates, wire_preset
 from pusa.service.studio.render import T, model_status_html, status_html
 from pusa.service.studio.sweep import build_sweep
-from pusa.settings import DEFAULT_NEGATIVE_PROMPT
+from pusa.settings import DEFAULT_NEGATIVE_PROMPT, default_pixel_budget
 from pusa.windows import default_overlap
 
 SIZE_PRESETS = {"model default": (None, None), "832x480 (480p)": (832, 480), "480x832 (480p portrait)": (480, 832),
@@ -36,11 +36,21 @@ SIZE_PRESETS = {"model default": (None, None), "832x480 (480p)": (832, 480), "48
                 "64x64 (tiny)": (64, 64), "custom": (None, None)}
 
 
-def size_choices(lang: str) -> list[tuple[str, str]]:
-    """The size presets as (label in ``lang``, preset name) pairs: the value a handler gets stays the name."""
+def size_choices(lang: str, family: ModelFamily = WAN21, budget: int | None = None) -> list[tuple[str, str]]:
+    """The size presets as (label in ``lang``, preset name) pairs: the value a handler gets stays the name.
+
+    A size whose default-length video is over the server's pixel-frame budget (``budget``; default:
+    the model's) says so in its label: choosing it would only earn a refusal."""
     words = {"model default": say("model_default", lang), "custom": say("size_custom", lang)}
-    return [(words.get(name) or name.replace("portrait", say("size_portrait", lang))
-             .replace("tiny", say("size_tiny", lang)), name) for name in SIZE_PRESETS]
+    budget = budget or default_pixel_budget(family)
+    out = []
+    for name, (w, h) in SIZE_PRESETS.items():
+        label = words.get(name) or name.replace("portrait", say("size_portrait", lang)).replace(
+            "tiny", say("size_tiny", lang))
+        if w is not None and h is not None and w * h * family.defaults.frames > budget:
+            label += " — " + say("size_too_large", lang)
+        out.append((label, name))
+    return out
 
 
 def fit_choices(lang: str) -> list[tuple[str, str]]:
@@ -84,7 +94,7 @@ class StudioPage:
             wire_continuations(self.service, self.files, self.family, tabs, self.tabs,
                                [*sources, ContinuationSource(history.selected, history.continuations)])
             self._wire_model_hints(demo, timer, model_status)
-            self._wire_choice_labels(demo)
+            self._wire_choice_labels(demo, timer)
             for t in self.tabs.values():  # after a reload each tab follows its job again (also on the
                 fn, inputs, outputs = t.attach  # remembered id's change: the page reads it after load)
                 demo.load(fn, inputs, outputs, concurrency_limit=None, show_progress="hidden")
@@ -131,17 +141,20 @@ class StudioPage:
                 if t.keyframes is not None:
                     dep = dep.then(*t.keyframes.redraw, show_progress="hidden", queue=False, preprocess=False)
 
-    def _wire_choice_labels(self, demo: gr.Blocks) -> None:
-        """The size presets' and fit choices' labels in the page's language (their values stay as they are)."""
+    def _wire_choice_labels(self, demo: gr.Blocks, timer: gr.Timer) -> None:
+        """The size presets' and fit choices' labels in the page's language (their values stay as they are),
+        at page load and while the model loads (which sizes fit depends on the model)."""
         sizes = [t.size for t in self.tabs.values()]
         fits = [t.inputs["fit"] for t in self.tabs.values() if "fit" in t.inputs]
 
         def labels(request: gr.Request) -> list[Any]:
             lang = request_lang(request)
-            return [*[gr.update(choices=size_choices(lang)) for _ in sizes],
+            return [*[gr.update(choices=size_choices(lang, self.family(), self.service.config.max_pixel_frames))
+                      for _ in sizes],
                     *[gr.update(choices=fit_choices(lang)) for _ in fits]]
 
-        demo.load(labels, None, [*sizes, *fits], queue=False, show_progress="hidden")
+        for trigger in (demo.load, timer.tick):
+            trigger(labels, None, [*sizes, *fits], queue=False, show_progress="hidden")
 
     def _task_tab(self, task: str) -> None:
         tab = TaskTab(task, form_of(task))
