@@ -86,7 +86,7 @@ class PusaPipeline:
         self.family = family or layout.family
         self.transformers = transformers
         self.vae = vae
-        self.codec = LatentCodec(vae, device)
+        self.codec = LatentCodec(vae, device, fast_decode=layout.fast_decode)
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.device = device

@@ -32,6 +32,9 @@ class ModelLayout:
     family: ModelFamily = field(default_factory=ModelFamily)
     default_lora: Path | None = None
     label: str = ""
+    # pusa.json "fast_decode": decode a small VAE through oneDNN on the CPU (within one uint8 level of
+    # the exact decode; pusa.latent_codec); set for the bundled model, whose decode was most of a clip's time
+    fast_decode: bool = False
 
     @property
     def is_wan22(self) -> bool:
@@ -89,6 +92,15 @@ def detect_layout(root: str | Path) -> ModelLayout:
     if not root.is_dir():
         raise ModelInputError(f"model: model folder not found: {root}")
     meta = _pusa_meta(root)
+    fast = meta.get("fast_decode", False)
+    if not isinstance(fast, bool):
+        raise ModelLoadError(f"{root / 'pusa.json'}: fast_decode is {fast!r}; expected true or false")
+    layout = _detect(root, meta)
+    layout.fast_decode = fast
+    return layout
+
+
+def _detect(root: Path, meta: dict) -> ModelLayout:
     lora = root / meta["lora"] if meta.get("lora") else None
     label = str(meta.get("label", root.name))
     text_len = int(meta.get("text_len", 512))

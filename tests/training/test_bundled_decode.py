@@ -1,4 +1,5 @@
-"""The opt-in fast decode of the bundled model: same pixels within a uint8 level, no state left behind."""
+"""The fast decode of the bundled model: same pixels within a uint8 level, no state left behind, and on
+for the bundled model through its pusa.json (off for any model that does not ask for it)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ def test_fast_decode_matches_the_exact_one_and_restores_the_model(vae, monkeypat
     assert np.abs(exact.astype(int) - fast.astype(int)).max() <= 1
     assert not any("_conv_forward" in m.__dict__ or "forward" in m.__dict__ for m in vae.modules())  # restored
     assert np.array_equal(LatentCodec(vae, torch.device("cpu")).decode(z), exact)
+
+
+def test_the_bundled_model_decodes_fast_and_other_models_exactly(tmp_path):
+    import json
+    import shutil
+
+    from pusa.bundled import BUNDLED_DIR
+    from pusa.errors import ModelLoadError
+    from pusa.loading.layout import detect_layout
+
+    assert detect_layout(BUNDLED_DIR).fast_decode is True
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED_DIR, copy)
+    meta = json.loads((copy / "pusa.json").read_text())
+    del meta["fast_decode"]
+    (copy / "pusa.json").write_text(json.dumps(meta))
+    assert detect_layout(copy).fast_decode is False
+    (copy / "pusa.json").write_text(json.dumps({**meta, "fast_decode": "yes"}))
+    with pytest.raises(ModelLoadError, match="fast_decode is 'yes'; expected true or false"):
+        detect_layout(copy)
