@@ -3,11 +3,14 @@ remembers lives in the data folder, not in one server process."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import subprocess
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
+from unittest.mock import patch
 
 from pusa.service.studio.polling import BROWSER_KEY_FILE, browser_secret
 
@@ -32,14 +35,23 @@ print(json.dumps(secrets))
 
 
 def _start(data_dir: Path, model: Path) -> dict[str, str]:
+    """A server start in a process of its own (a restart: nothing of this process carries over)."""
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", SERVER_START, str(data_dir), str(model)], cwd=root,
                          capture_output=True, text=True, timeout=300, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _start_here(data_dir: Path, model: Path) -> dict[str, str]:
+    """The same server start in this process."""
+    out = io.StringIO()
+    with redirect_stdout(out), patch.object(sys, "argv", ["-c", str(data_dir), str(model)]):
+        exec(SERVER_START, {"__name__": "__main__"})
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
 def test_two_server_starts_on_one_data_folder_read_the_same_remembered_jobs(tiny_model: Path, tmp_path: Path) -> None:
-    first, second = _start(tmp_path, tiny_model), _start(tmp_path, tiny_model)
+    first, second = _start_here(tmp_path, tiny_model), _start(tmp_path, tiny_model)
     assert set(first) == {"pusa-job-i2v", "pusa-job-keyframes", "pusa-job-v2v", "pusa-job-t2v"}
     assert first == second
     assert set(first.values()) == {(tmp_path / BROWSER_KEY_FILE).read_text().strip()}

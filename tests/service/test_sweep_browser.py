@@ -49,8 +49,12 @@ def test_a_sweep_fills_a_labelled_grid_that_plays_together_and_a_cell_fills_the_
     textbox(page, "i2v-prompt").fill("a sunrise over the sea")
     set_number(page, "i2v-steps", "2")
     page.locator("#i2v-sweep").get_by_text("Compare settings (sweep)").click()
-    textbox(page, "i2v-sweep-lora_alpha").fill("1.0, 2.0")
-    textbox(page, "i2v-sweep-noise_multipliers").fill("0.1, 0.5")
+    for elem_id, values in (("i2v-sweep-lora_alpha", "1.0, 2.0"), ("i2v-sweep-noise_multipliers", "0.1, 0.5")):
+        box = textbox(page, elem_id)
+        expect(box).to_be_editable(timeout=10_000)  # the opened panel is drawn before typing into it
+        box.fill(values)
+        box.press("Tab")  # the page sends a box's value once it is left
+        expect(box).to_have_value(values)
     page.locator("#i2v-sweep-run").click()
     # the grid: rows are the first axis (alpha), columns the second (multiplier); the third row/column stay hidden
     expect(page.locator("#i2v-sweep-cell-0-1")).to_contain_text("alpha 1.0 · mult 0.5", timeout=30_000)

@@ -32,6 +32,19 @@ class HistoryView:
     continuations: dict[str, Any]
 
 
+
+def job_rows(service: JobService, jobs: list[Any], lang: str) -> list[list[str]]:
+    """History's table rows: id, status, task, prompt, seed, model, created (all text)."""
+    return [[j.id, status_cell(service, j, lang), task_name(j.task, lang), (j.settings.get("prompt") or "")[:80],
+             _text((j.resolved or {}).get("seed")), _text(model_cell(j.model)),
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
+
+
+def _text(value: Any) -> str:
+    """A History cell as text: an unknown value (a seed not drawn yet, no model recorded) is empty,
+    never a number column's NaN."""
+    return "" if value is None else str(value)
+
 def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_tabs: dict[str, TaskTab],
                   files: InputFiles, data_dir: Path) -> HistoryView:
     """Lay out the tab and wire it; ``task_tabs`` receive a job's settings on "reuse"."""
@@ -59,9 +72,7 @@ def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_
 
     def load(lang: str = "en") -> list[Any]:
         jobs, _ = service.list_jobs(limit=LISTED_JOBS)
-        rows = [[j.id, status_cell(service, j, lang), task_name(j.task, lang), (j.settings.get("prompt") or "")[:80],
-                 (j.resolved or {}).get("seed", ""), model_cell(j.model),
-                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
+        rows = job_rows(service, jobs, lang)
         vids = [(j, service.output_path(j)) for j in jobs if j.status == SUCCEEDED]
         vids = [(j, p) for j, p in vids if p is not None][:GALLERY_VIDEOS]
         gal = [(str(p), f"{task_name(j.task, lang)} · {(j.settings.get('prompt') or '')[:40]}") for j, p in vids]
