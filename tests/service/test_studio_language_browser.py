@@ -95,6 +95,9 @@ def test_header_switch_to_korean_is_remembered_and_leaves_no_english(english_pag
     expect(page.locator("#history-table")).to_contain_text("완료", timeout=15_000)
     page.locator("#history-table").get_by_text(PROMPT_KO).filter(visible=True).first.click()
     page.locator("#history-video video").wait_for(timeout=15_000)
+    # the player shows NaN for its duration until the video's metadata is in (slow on a busy machine)
+    page.wait_for_function("() => { const v = document.querySelector('#history-video video');"
+                           " return v && v.readyState >= 1 && isFinite(v.duration); }", timeout=15_000)
     found["history"] = english_words(visible_text(page), data)
     assert not any(found.values()), f"English on the Korean page: {found}"
 
