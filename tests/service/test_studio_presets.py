@@ -58,3 +58,19 @@ def test_a_job_runs_on_the_tabs_preset(studio) -> None:
         assert (s["preset"], s["steps"]) == (preset, steps)
         # turning the server's preset off also turns its distillation LoRA off
         assert s["extra_lora_scale"] == (1.0 if preset == "lightx2v" else 0.0)
+
+
+def test_reusing_a_job_of_a_preset_this_model_cannot_run_falls_back_to_none(tiny_model: Path, tmp_path: Path) -> None:
+    """The menu cannot hold a value outside its choices (Gradio refuses the whole event), so reuse fills none."""
+    from pusa.service.studio.forms import Form, TaskTab, fill_from_job
+
+    app = create_app(make_config(tmp_path, tiny_model), studio=False)  # not started: jobs stay queued
+    service = app.service
+    job = service.submit({"prompt": "a ball", "steps": 1, "frames": 5})
+    service.store.set_resolved(job.id, {"preset": "lightx2v", "steps": 4, "cfg": 1.0, "seed": 3})
+    tab = TaskTab("t2v", Form())
+    tab.inputs = {name: name for name in ("prompt", "steps", "cfg", "preset", "seed")}
+    for available, expected in ((["none"], "none"), (["none", "lightx2v"], "lightx2v")):
+        tab.presets_of = lambda available=available: available
+        filled = fill_from_job(tab, service.get(job.id), None, tmp_path)
+        assert (filled["preset"], filled["steps"], filled["cfg"]) == (expected, 4, 1.0)

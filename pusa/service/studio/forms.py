@@ -61,6 +61,7 @@ class TaskTab:
     attach: tuple[Any, ...] = ()  # (fn, inputs, outputs) that follows the remembered job on page load
     general_error: Any = None
     status: Any = None
+    presets_of: Callable[[], list[str]] = lambda: ["none"]  # presets the loaded model can run (page sets it)
     preview: Any = None  # the running job's latest estimate (studio.preview)
     size: Any = None  # the size preset dropdown (its labels follow the page's language)
     video: Any = None
@@ -288,6 +289,10 @@ def fill_from_job(tab: TaskTab, job: Job, files: InputFiles, data_dir: Path) -> 
     s = dict(job.settings)
     s.update(job.resolved or {})
     up: dict[Any, Any] = {tab.inputs[k]: s[k] for k in FILLED_FROM_JOB if k in tab.inputs and s.get(k) is not None}
+    if "preset" in tab.inputs and s.get("preset") not in tab.presets_of():
+        # a job of a preset this model cannot run (another model, no distillation LoRA): the menu cannot
+        # hold that value, so the tab gets the plain sampling with the job's own steps and CFG
+        up[tab.inputs["preset"]] = "none"
     asked = job.settings
     for k in FILLED_AS_TEXT:
         if k in tab.inputs:

@@ -158,6 +158,7 @@ class StudioPage:
 
     def _task_tab(self, task: str) -> None:
         tab = TaskTab(task, form_of(task))
+        tab.presets_of = lambda: self.service.model_presets[0]
         self.tabs[task] = tab
         tab.job_state = gr.State(None)
         tab.seed_state = gr.State(None)
