@@ -3,12 +3,18 @@
 Stages (each is skipped when its output already exists in ``--work``, so an interrupted build
 continues where it stopped):
 
-1. ``vae``   train the narrow Wan VAE as an autoencoder on synthetic frames (``tiny.VAE_PHASES``); latent stats.
-2. ``data``  write the synthetic training set (mp4 + metadata.jsonl), the format `pusa train` reads.
-3. ``base``  assemble a diffusers-layout folder: word-level tokenizer, random frozen UMT5, random DiT.
-4. ``t2v``   `pusa train --mode full --timesteps uniform`: the base DiT learns plain text-to-video.
-5. ``vta``   `pusa train --mode lora --timesteps vta`: the VTA LoRA on top of the frozen T2V base.
-6. ``out``   copy the T2V model and the LoRA (``pusa_tiny_lora.safetensors``) into ``--out``.
+1. ``vae_base`` train the narrow Wan VAE as an autoencoder on synthetic frames (``tiny.VAE_PHASES``);
+   latent stats. From here on the encoder, and so every latent, is fixed.
+2. ``vae``   sharpen its decoder alone (``tiny.DECODER_PHASES``).
+3. ``data``  write the synthetic training set (mp4 + metadata.jsonl), the format `pusa train` reads.
+4. ``base``  assemble a diffusers-layout folder: word-level tokenizer, random frozen UMT5, random DiT.
+5. ``t2v``   `pusa train --mode full --timesteps uniform`: the base DiT learns plain text-to-video.
+6. ``vta``   `pusa train --mode lora --timesteps vta`: the VTA LoRA on top of the frozen T2V base.
+7. ``out``   copy the T2V model, the sharpened VAE and the LoRA (``pusa_tiny_lora.safetensors``) into ``--out``.
+
+Stages 3-6 read only the encoder of stage 1, so stage 2 and stages 3-6 do not depend on each other:
+``--only decoder`` and ``--only dit`` run them in two processes side by side (each uses its own
+cores); a last run without ``--only`` finds both done and writes the model.
 
 Run: ``scripts/build_pusa_tiny.sh`` (= ``python -m pusa.training.build_tiny``), seed 0.
 """
@@ -33,15 +39,21 @@ CLIPS, T2V_STEPS, VTA_STEPS = 600, 8000, 3000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
 
 
-def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | None = None, clips: int = CLIPS,
-          t2v_steps: int = T2V_STEPS, vta_steps: int = VTA_STEPS, batch: int = 16, init_from: Path | None = None,
-          t2v_lr: float = 5e-4) -> dict:
-    """Run every missing stage; returns timings (seconds) per stage.
+STAGE_GROUPS = ("all", "decoder", "dit")
+
+
+def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | None = None,
+          decoder_steps: tuple[int, ...] | None = None, clips: int = CLIPS, t2v_steps: int = T2V_STEPS,
+          vta_steps: int = VTA_STEPS, batch: int = 16, init_from: Path | None = None, t2v_lr: float = 5e-4,
+          only: str = "all") -> dict:
+    """Run every missing stage (of ``only``'s group); returns timings (seconds) per stage.
 
     ``init_from`` (an earlier pusa-tiny folder) starts the VAE and the T2V DiT from its weights
-    instead of from random ones: a fine-tune for when a from-scratch build does not fit the time
-    (docs/training.md says when the committed model was built that way). The VTA LoRA is always new.
+    instead of from random ones: a fine-tune for when a from-scratch build does not fit the time.
+    The VTA LoRA is always new. ``only="decoder"`` or ``"dit"`` stops after that branch (module doc).
     """
+    if only not in STAGE_GROUPS:
+        raise ValueError(f"only: {only!r} is not allowed; expected one of {', '.join(STAGE_GROUPS)}")
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from pusa.settings import DEFAULT_NEGATIVE_PROMPT
@@ -53,13 +65,23 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | 
     negatives = ("", DEFAULT_NEGATIVE_PROMPT)
 
     t0 = time.time()
-    if not (work / "vae" / "config.json").is_file():
+    if not (work / "vae_base" / "config.json").is_file():
         init_vae = AutoencoderKLWan.from_pretrained(str(init_from / "vae")) if init_from else None
         vae = tiny.build_vae(seed, phase_steps=vae_steps, init=init_vae)
-        vae.save_pretrained(str(work / "vae"))
-    vae = AutoencoderKLWan.from_pretrained(str(work / "vae")).eval()
-    timings["vae"] = time.time() - t0
-    log.info("vae ready: reconstruction PSNR %.1f dB", tiny.vae_psnr(vae, seed=seed + 2))
+        _save_atomically(vae, work / "vae_base")
+    vae = AutoencoderKLWan.from_pretrained(str(work / "vae_base")).eval()
+    timings["vae_base"] = time.time() - t0
+    log.info("vae_base ready: reconstruction PSNR %.1f dB", tiny.vae_psnr(vae, seed=seed + 2))
+
+    if only in ("all", "decoder"):
+        t0 = time.time()
+        if not (work / "vae" / "config.json").is_file():
+            sharp = tiny.sharpen_decoder(AutoencoderKLWan.from_pretrained(str(work / "vae_base")), seed,
+                                         phase_steps=decoder_steps)
+            _save_atomically(sharp, work / "vae")
+        timings["vae"] = time.time() - t0
+        if only == "decoder":
+            return timings
 
     t0 = time.time()
     if not (work / "data" / "metadata.jsonl").is_file():
@@ -90,16 +112,31 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | 
                           batch_size=batch, caption_dropout=0.1, checkpoint_every=400, seed=seed + 1, resume=True,
                           negative_prompts=negatives))
     timings["vta"] = time.time() - t0
+    if only == "dit":
+        return timings
 
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(work / "base_t2v", out, ignore=shutil.ignore_patterns(".pusa_cache"))
+    shutil.rmtree(out / "vae")  # the same encoder and latent statistics, with the sharpened decoder
+    tiny.save_vae(AutoencoderKLWan.from_pretrained(str(work / "vae")), out / "vae")
     shutil.copy2(work / "vta" / LORA_FILE, out / LORA_NAME)
     tiny.write_pusa_json(out, LABEL, lora=LORA_NAME)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log.info("pusa-tiny written to %s (%.1f MB); stage seconds: %s", out, size / 1e6,
              json.dumps({k: round(v) for k, v in timings.items()}))
     return timings
+
+
+def _save_atomically(vae, folder: Path) -> None:
+    """Write a stage's VAE so that a killed build never leaves a folder that looks finished."""
+    from pusa.training import tiny
+
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tiny.save_vae(vae, tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-steps", type=int, nargs="+", default=None, metavar="N",
                    help="steps of each VAE phase (default: pusa.training.tiny.VAE_PHASES)")
+    p.add_argument("--decoder-steps", type=int, nargs="+", default=None, metavar="N",
+                   help="steps of each decoder phase (default: pusa.training.tiny.DECODER_PHASES)")
+    p.add_argument("--only", choices=STAGE_GROUPS, default="all",
+                   help="'decoder' or 'dit': run only that branch (both need the VAE stage; run them side by side, "
+                        "then once more without --only to write the model)")
     p.add_argument("--clips", type=int, default=CLIPS)
     p.add_argument("--t2v-steps", type=int, default=T2V_STEPS)
     p.add_argument("--vta-steps", type=int, default=VTA_STEPS)
@@ -116,14 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="start the VAE and T2V DiT from this earlier pusa-tiny folder (a fine-tune, not a rebuild)")
     a = p.parse_args(argv)
-    from pusa.training.tiny import VAE_PHASES
+    from pusa.training.tiny import DECODER_PHASES, VAE_PHASES
 
     if a.vae_steps and len(a.vae_steps) != len(VAE_PHASES):
         p.error(f"--vae-steps: give {len(VAE_PHASES)} numbers (one per VAE phase), got {len(a.vae_steps)}")
+    if a.decoder_steps and len(a.decoder_steps) != len(DECODER_PHASES):
+        p.error(f"--decoder-steps: give {len(DECODER_PHASES)} numbers (one per decoder phase), "
+                f"got {len(a.decoder_steps)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None,
-          clips=a.clips, t2v_steps=a.t2v_steps, vta_steps=a.vta_steps, t2v_lr=a.t2v_lr,
-          init_from=Path(a.init_from) if a.init_from else None)
+          decoder_steps=tuple(a.decoder_steps) if a.decoder_steps else None, clips=a.clips,
+          t2v_steps=a.t2v_steps, vta_steps=a.vta_steps, t2v_lr=a.t2v_lr,
+          init_from=Path(a.init_from) if a.init_from else None, only=a.only)
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -126,9 +127,9 @@ def _clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:
     return arr.transpose(0, 4, 1, 2, 3).copy()
 
 
-def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 6e-4,
-              posterior: str = "sample", kl_weight: float = 1e-7, latent_noise: float = 0.05,
-              bank_size: int = 300, bank: np.ndarray | None = None) -> list[float]:
+def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 2e-4,
+              posterior: str = "mode", kl_weight: float = 1e-7, latent_noise: float = 0.05, fg_weight: float = 0.0,
+              encoder: bool = True, bank_size: int = 300, bank: np.ndarray | None = None) -> list[float]:
     """Train the VAE as an autoencoder on random crops of varied synthetic clips; returns the loss curve.
 
     Crops of ``crop`` px and ``frames`` frames (1 + 4k, so the causal first-frame path and the
@@ -137,9 +138,13 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 
     ``posterior="sample"`` trains on KL-regularised noisy latents; ``posterior="mode"`` on the
     encoder's mean (what the engine uses) plus a little noise (``latent_noise`` x the latents'
-    std), so the decoder tolerates slightly wrong DiT latents. :data:`VAE_PHASES` says why the
-    build uses both. ``bank`` (from :func:`_clip_bank`) is shared by the phases of a build:
-    rendering the clips costs minutes on a busy CPU; without it each call renders its own.
+    std), so the decoder tolerates slightly wrong DiT latents. ``fg_weight`` adds weight to the
+    pixels of non-black areas (only useful on all-black data, where objects are 5% of a frame).
+    ``encoder=False`` freezes the encoder (and so the latent space a DiT was trained on) and trains
+    the decoder alone (:data:`DECODER_PHASES`). ``bank`` (from :func:`_clip_bank`) is shared by the
+    phases of a build: rendering the clips costs minutes on a busy CPU; without it each call renders
+    its own. The learning rate warms up, then follows a cosine to 5%: a fresh VAE at 6e-4 or more
+    stays on the mean-colour plateau (docs/training.md).
     """
     if steps <= 0:
         return []
@@ -147,8 +152,11 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     torch.manual_seed(seed)
     if bank is None:
         bank = _clip_bank(rng, min(bank_size, steps * batch))  # a short run cannot use more clips than it samples
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * (1 - s / steps)))
+    params = list(vae.parameters()) if encoder else [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = min(100, steps // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))))
     vae.train()
     losses = []
     t0 = time.time()
@@ -159,7 +167,8 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
         x = rng.integers(0, WIDTH - crop + 1, size=batch)
         xb = torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
                                         for i, a, b, c in zip(idx, t, y, x)]))
-        post = vae.encode(xb).latent_dist
+        with torch.set_grad_enabled(encoder):
+            post = vae.encode(xb).latent_dist
         if posterior == "sample":
             z = post.sample()
         else:
@@ -168,15 +177,13 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
                 z = z + latent_noise * z.detach().std() * torch.randn_like(z)
         rec = vae.decode(z).sample
         err = rec - xb
-        # On shapes-on-black clips objects cover ~5% of a frame: without extra weight the decoder
-        # first settles on "all black" (on scenes every pixel is foreground: a uniform weight).
-        weight = 1.0 + 9.0 * (xb > -0.9).any(dim=1, keepdim=True).float()
+        weight = 1.0 + fg_weight * (xb > -0.9).any(dim=1, keepdim=True).float()
         loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
-        if posterior == "sample":
+        if posterior == "sample" and encoder:
             loss = loss + kl_weight * post.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
@@ -189,47 +196,62 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 # The VAE's training phases (keyword arguments of :func:`train_vae`; ``seed_offset`` is added to the
 # build seed). The data are ``scenes.vae_clip``: backgrounds of every training kind, objects of any
 # colour, thin strokes and camera pans, plus a fifth of shapes on black. Why each phase:
-# 1. the sampled, KL-regularised posterior: a short start that keeps the latents well spread
-#    (on the old all-black data it was what left the "everything black" plateau);
-# 2. single full frames on the posterior mean: colours, textures and shapes, cheaply (the causal
-#    VAE encodes a first frame alone, so this also makes condition frames, which are first frames,
-#    sharp); the longest phase because every i2v input goes through this path;
-# 3.-5. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
+# 1. single full frames on the posterior mean (plus 5% latent noise): colours, textures and shapes,
+#    cheaply (the causal VAE encodes a first frame alone, so this also makes condition frames, which
+#    are first frames, sharp); the longest phase because every i2v input goes through this path.
+#    At 2e-4: the first recipe's 6e-4 to 8e-4 kept a fresh VAE on the mean-colour plateau;
+# 2.-4. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
 #    drifts (colour and shape) after the last trained chunk.
-# Step counts: the first build's, with phase 2 (where varied pictures are learnt) four times longer
-# at half the batch. Not yet run end to end, and only a starting point: a fine-tune of the first
-# VAE on these pictures plateaued at 14-18 dB per kind up to 1160 single-frame steps
-# (docs/training.md says what to try next).
+# After these the encoder is frozen: the latent statistics are measured and the DiT stages train on
+# its latents, while :data:`DECODER_PHASES` go on sharpening the decoder (the same two kinds of
+# data), which changes no latent the DiT reads, so the two can run side by side.
 VAE_PHASES: tuple[dict, ...] = (
-    dict(steps=300, posterior="sample", lr=6e-4, seed_offset=0),
-    dict(steps=2400, posterior="mode", lr=8e-4, frames=1, crop=64, batch=8, seed_offset=40),
-    dict(steps=300, posterior="mode", lr=3e-4, frames=9, crop=48, batch=4, seed_offset=41),
-    dict(steps=400, posterior="mode", lr=3e-4, frames=17, crop=32, batch=4, seed_offset=42),
-    dict(steps=250, posterior="mode", lr=2e-4, frames=33, crop=32, batch=2, seed_offset=43),
+    dict(steps=2000, frames=1, crop=64, batch=8, lr=2e-4, seed_offset=40),
+    dict(steps=300, frames=9, crop=48, batch=4, lr=1e-4, seed_offset=41),
+    dict(steps=300, frames=17, crop=32, batch=4, lr=1e-4, seed_offset=42),
+    dict(steps=200, frames=33, crop=32, batch=2, lr=5e-5, seed_offset=43),
 )
+DECODER_PHASES: tuple[dict, ...] = (
+    dict(steps=3000, frames=1, crop=64, batch=8, lr=1e-4, encoder=False, seed_offset=50),
+    dict(steps=300, frames=9, crop=48, batch=4, lr=5e-5, encoder=False, seed_offset=51),
+    dict(steps=200, frames=33, crop=32, batch=2, lr=3e-5, encoder=False, seed_offset=52),
+)
+VAE_BANK_CLIPS = 600  # varied clips rendered once per stage; 600 x 33 frames of 64x64 is 1 GB as float32
+
+
+def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str) -> None:
+    if phase_steps is not None and len(phase_steps) != len(phases):
+        raise ValueError(f"phase_steps: expected {len(phases)} numbers, got {len(phase_steps)}")
+    total = sum(phase_steps) if phase_steps is not None else sum(p["steps"] for p in phases)
+    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, total * 2)))
+    for i, phase in enumerate(phases):
+        kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
+        if phase_steps is not None:
+            kwargs["steps"] = phase_steps[i]
+        log.info("%s phase %d/%d: %s", what, i + 1, len(phases), kwargs)
+        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, **kwargs)
 
 
 def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, init=None):
-    """The pusa-tiny VAE: every phase of :data:`VAE_PHASES` in order, then the latent statistics.
+    """The pusa-tiny VAE before its decoder phases: every phase of :data:`VAE_PHASES`, then the latent statistics.
 
     ``phase_steps`` overrides the number of steps of each phase (same length as ``VAE_PHASES``).
     ``init`` (a VAE of the same shape) is fine-tuned instead of a fresh one; its latent statistics
     are kept, so a DiT trained on its latents still reads them in the same normalised space.
     """
-    if phase_steps is not None and len(phase_steps) != len(VAE_PHASES):
-        raise ValueError(f"phase_steps: expected {len(VAE_PHASES)} numbers, got {len(phase_steps)}")
     vae = init if init is not None else make_vae(seed)
-    total = sum(phase_steps) if phase_steps is not None else sum(p["steps"] for p in VAE_PHASES)
-    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(300, total * 2)))
-    for i, phase in enumerate(VAE_PHASES):
-        kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
-        if phase_steps is not None:
-            kwargs["steps"] = phase_steps[i]
-        log.info("vae phase %d/%d: %s", i + 1, len(VAE_PHASES), kwargs)
-        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, **kwargs)
+    _run_phases(vae, VAE_PHASES, seed, phase_steps, "vae")
     if init is None:
         set_latent_stats(vae, seed=seed + 1)
+    return vae
+
+
+def sharpen_decoder(vae, seed: int, phase_steps: tuple[int, ...] | None = None):
+    """:data:`DECODER_PHASES` on ``vae``: the encoder, its latent statistics and so every latent stay as they are."""
+    before = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
+    _run_phases(vae, DECODER_PHASES, seed, phase_steps, "decoder")
+    assert all(torch.equal(v, before[k]) for k, v in vae.encoder.state_dict().items()), "the encoder must stay frozen"
     return vae
 
 
@@ -295,12 +317,22 @@ def write_base_model(root: str | Path, vae, *, seed: int, transformer=None, labe
     make_text_encoder(len(tokenizer), seed).save_pretrained(str(root / "text_encoder"), safe_serialization=True)
     (transformer if transformer is not None else make_transformer(seed)).save_pretrained(
         str(root / "transformer"), safe_serialization=True)
-    vae.save_pretrained(str(root / "vae"), safe_serialization=True)
-    for part in ("transformer", "vae"):  # diffusers records the folder it loaded from: a build-machine path
-        config = root / part / "config.json"
-        data = json.loads(config.read_text())
-        if data.pop("_name_or_path", None) is not None:
-            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    _drop_load_path(root / "transformer")
+    save_vae(vae, root / "vae")
     write_model_index(root)
     write_pusa_json(root, label, lora)
     return root
+
+
+def save_vae(vae, folder: str | Path) -> None:
+    """Save a VAE as safetensors, without the build machine's path in its config."""
+    vae.save_pretrained(str(folder), safe_serialization=True)
+    _drop_load_path(Path(folder))
+
+
+def _drop_load_path(folder: Path) -> None:
+    """diffusers records the folder a model was loaded from (``_name_or_path``): a build-machine path."""
+    config = folder / "config.json"
+    data = json.loads(config.read_text())
+    if data.pop("_name_or_path", None) is not None:
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

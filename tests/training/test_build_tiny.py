@@ -16,22 +16,40 @@ from pusa.training.trainer import LORA_FILE
 
 
 def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path):
+    import torch
+    from diffusers import AutoencoderKLWan
+
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
 
     work, out = tmp_path / "work", tmp_path / "pusa-tiny"
     args = ["--work", str(work), "--out", str(out), "--seed", "3", "--clips", "3", "--t2v-steps", "2",
-            "--vta-steps", "2", "--vae-steps", *(["1"] * len(tiny.VAE_PHASES))]
-    assert build_tiny.main(args) == 0
+            "--vta-steps", "2", "--vae-steps", *(["1"] * len(tiny.VAE_PHASES)),
+            "--decoder-steps", *(["2"] * len(tiny.DECODER_PHASES))]
+    # the two branches after the VAE stage, as two processes would run them side by side
+    assert build_tiny.main(args + ["--only", "decoder"]) == 0
+    assert (work / "vae" / "config.json").is_file() and not (work / "data").exists() and not out.exists()
+    assert build_tiny.main(args + ["--only", "dit"]) == 0
+    assert (work / "vta" / LORA_FILE).is_file() and not out.exists()
+    stage_outputs = (work / "vae_base" / "config.json", work / "vae" / "config.json",
+                     work / "t2v" / "transformer" / "config.json", work / "vta" / LORA_FILE)
+    stamps = {p: p.stat().st_mtime_ns for p in stage_outputs}
+    assert build_tiny.main(args) == 0  # writes the model from both branches, training nothing again
 
     meta = json.loads((out / "pusa.json").read_text())
     assert meta["label"] == build_tiny.LABEL and meta["lora"] == build_tiny.LORA_NAME
     assert (out / build_tiny.LORA_NAME).is_file() and not (out / ".pusa_cache").exists()
     for part in ("transformer", "vae"):  # no build-machine path in the shipped configs
         assert "_name_or_path" not in json.loads((out / part / "config.json").read_text())
-    stage_outputs = (work / "vae" / "config.json", work / "t2v" / "transformer" / "config.json",
-                     work / "vta" / LORA_FILE)
-    stamps = {p: p.stat().st_mtime_ns for p in stage_outputs}
+    shipped = AutoencoderKLWan.from_pretrained(str(out / "vae")).state_dict()
+    base = AutoencoderKLWan.from_pretrained(str(work / "vae_base")).state_dict()
+    sharp = AutoencoderKLWan.from_pretrained(str(work / "vae")).state_dict()
+    assert all(torch.equal(shipped[k], sharp[k]) for k in sharp), "the model ships the sharpened decoder"
+    assert all(torch.equal(shipped[k], base[k]) for k in base if k.startswith(("encoder.", "quant_conv."))), \
+        "the DiT's latent space: the encoder it was trained on"
+    assert any(not torch.equal(shipped[k], base[k]) for k in base if k.startswith("decoder."))
+    assert json.loads((out / "vae" / "config.json").read_text())["latents_mean"] == \
+        json.loads((work / "vae_base" / "config.json").read_text())["latents_mean"]
 
     assert build_tiny.main(args) == 0  # resumable: every stage's output exists, nothing is retrained
     for p, stamp in stamps.items():
@@ -68,7 +86,22 @@ def test_vae_fine_tune_starts_from_the_given_weights_and_keeps_its_latent_space(
     init = tiny.make_vae(5)
     init.register_to_config(latents_mean=[0.5] * 16, latents_std=[2.0] * 16)
     before = {k: v.clone() for k, v in init.state_dict().items()}
-    vae = tiny.build_vae(0, phase_steps=(0, 1, 0, 0, 0), init=init)
+    vae = tiny.build_vae(0, phase_steps=(1,) + (0,) * (len(tiny.VAE_PHASES) - 1), init=init)
     assert vae is init and list(vae.config.latents_mean) == [0.5] * 16 and list(vae.config.latents_std) == [2.0] * 16
     changed = [k for k, v in vae.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "one fine-tuning step changes the weights"
+
+
+def test_decoder_phases_change_no_latent(monkeypatch):
+    """The DiT stages train on the encoder's latents while the decoder phases run: those must not move."""
+    import torch
+
+    monkeypatch.setattr(tiny, "DECODER_PHASES", tuple(dict(p, crop=16, batch=2) for p in tiny.DECODER_PHASES))
+    vae = tiny.make_vae(5).eval()
+    clip = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    with torch.no_grad():
+        latents, decoded = vae.encode(clip).latent_dist.mode(), vae.decode(vae.encode(clip).latent_dist.mode()).sample
+    tiny.sharpen_decoder(vae, 0, phase_steps=(2,) + (0,) * (len(tiny.DECODER_PHASES) - 1))
+    with torch.no_grad():
+        assert torch.equal(vae.encode(clip).latent_dist.mode(), latents)
+        assert not torch.allclose(vae.decode(latents).sample, decoded), "the decoder was trained"
