@@ -7,7 +7,10 @@ Prints one JSON object:
   direct RMS norms, ``pusa/latent_codec.py``), and how many uint8 pixel values the two disagree on.
 - ``mid``: a mid-size model (DiT dim 512 x 8 layers, Wan VAE base_dim 32, as ``bench_engine.py``'s
   ``mid``) at 128x128x33: decode seconds and decode share of the total, both backends.
-- ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time share).
+- ``mid.compute``: the decode's floating-point work (``FlopCounterMode``) and the rate the fast
+  decode reaches: how near the CPU's peak its convolutions already run.
+- ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time
+  share), and ``mid.profile`` those of one fast mid-size decode.
 - ``threads`` and ``load_avg`` (1/5/15 min): a shared, busy machine shows here, and a figure measured on
   one is not an idle-machine figure.
 
@@ -64,7 +67,7 @@ def bench_default(model: str | None, repeats: int) -> tuple[dict, object]:
             **_compare(pipe, settings, repeats)}, pipe
 
 
-def bench_mid(steps: int, repeats: int) -> dict:
+def bench_mid(steps: int, repeats: int, profile: bool = False) -> dict:
     from pusa.pipeline import PusaPipeline
     from pusa.testing import layouts
 
@@ -83,16 +86,40 @@ def bench_mid(steps: int, repeats: int) -> dict:
         pipe = PusaPipeline.from_pretrained(root, device="cpu")
         settings = {"prompt": "a red ball bounces", "task": "t2v", "size": "128x128", "frames": 33, "steps": steps,
                     "seed": 0}
-        return {"size": "128x128", "frames": 33, "steps": steps, "vae_base_dim": 32, **_compare(pipe, settings, repeats)}
+        result = {"size": "128x128", "frames": 33, "steps": steps, "vae_base_dim": 32,
+                  **_compare(pipe, settings, repeats)}
+        result["compute"] = decode_compute(pipe, 128, 128, 33, result["fast"]["decode_s"])
+        if profile:
+            result["profile"] = profile_decode(pipe, 128, 128, 33, fast=True)
+        return result
 
 
-def profile_decode(pipe, top: int = 8) -> list[dict]:
-    """Self-CPU share of the top operators in one exact decode of a default-size latent."""
+def decode_compute(pipe, width: int, height: int, frames: int, seconds: float) -> dict:
+    """Floating-point work of one decode and the rate ``seconds`` implies: how close to the CPU's peak it runs.
+
+    A decode that already runs its convolutions near the cores' peak cannot be made much faster
+    without doing less arithmetic (a narrower decoder, lower precision), whatever the scheduling.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    z = torch.randn(pipe.family.latent_shape(width, height, frames), generator=torch.Generator().manual_seed(0))
+    fast, pipe.codec.fast_decode = pipe.codec.fast_decode, False  # aten.convolution: what the counter knows
+    try:
+        with FlopCounterMode(display=False) as counter:
+            pipe.codec.decode(z)
+    finally:
+        pipe.codec.fast_decode = fast
+    flops = counter.get_total_flops()
+    return {"gflop": round(flops / 1e9, 1), "gflop_per_s": round(flops / 1e9 / seconds, 1),
+            "threads": torch.get_num_threads()}
+
+
+def profile_decode(pipe, width: int, height: int, frames: int, top: int = 8, fast: bool = False) -> list[dict]:
+    """Self-CPU share of the top operators in one decode (exact, or ``fast``) of a latent of that size."""
     from torch.profiler import ProfilerActivity, profile
 
-    d = pipe.defaults
-    z = torch.randn(pipe.family.latent_shape(d.width, d.height, d.frames), generator=torch.Generator().manual_seed(0))
-    pipe.codec.fast_decode = False
+    z = torch.randn(pipe.family.latent_shape(width, height, frames), generator=torch.Generator().manual_seed(0))
+    pipe.codec.fast_decode = fast
     pipe.codec.decode(z)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         pipe.codec.decode(z)
@@ -113,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     out["default"], pipe = bench_default(a.model, a.repeats)
     if a.profile:
-        out["profile"] = profile_decode(pipe)
+        d = pipe.defaults
+        out["profile"] = profile_decode(pipe, d.width, d.height, d.frames)
     if not a.skip_mid:
-        out["mid"] = bench_mid(a.mid_steps, a.repeats)
+        out["mid"] = bench_mid(a.mid_steps, a.repeats, profile=a.profile)
     out["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
