@@ -3,7 +3,7 @@ the page while it loads, generate, and see the model on the result line and in H
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ from .conftest import live_studio, make_config, slow_loader
 from .test_studio_browser import browser, ready_page, set_number, sync_api, textbox  # noqa: F401 - the browser fixture
 
 expect = sync_api.expect
+SWITCH_LIMIT_S = 60  # longest a switch stays loading when a test fails before it lets it end
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +30,26 @@ def shelf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(shelf: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+def switch_done() -> threading.Semaphore:
+    """Released by a test once it has checked the page during a switch: only then does that load end."""
+    return threading.Semaphore(0)
+
+
+@pytest.fixture(scope="module")
+def server(shelf: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, switch_done: threading.Semaphore):
     config = make_config(tmp_path_factory.mktemp("picker-studio-data"), tiny_model, models_dir=shelf)
 
     loads = []
 
-    def factory(c):  # a switch takes a few seconds, as a real one takes minutes: the page must stay usable
+    def factory(c):  # a switch takes long, as a real one takes minutes: the page must stay usable meanwhile
         real = slow_loader(c, 0.05)
         first = not loads
         loads.append(c.model)
 
         def load(on_progress):
-            if not first:
+            if not first:  # loading until the test has seen what it checks while loading (no fixed pause)
                 on_progress("transformer", "loading")
-                time.sleep(5)
+                switch_done.acquire(timeout=SWITCH_LIMIT_S)
             return real(on_progress)
 
         return load
@@ -63,7 +70,7 @@ def choose(page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} li[role=option]", has_text=text).first.click()
 
 
-def test_switch_the_model_in_the_header_then_generate_on_it(page, server) -> None:
+def test_switch_the_model_in_the_header_then_generate_on_it(page, server, switch_done) -> None:
     expect(page.locator("#model-choice input")).to_have_value("startup — tiny random Wan (test model: its output is "
                                                               "noise) (wan2.1)", timeout=15_000)
     choose(page, "model-choice", "tiny-b")
@@ -74,6 +81,8 @@ def test_switch_the_model_in_the_header_then_generate_on_it(page, server) -> Non
     # the page stays usable while the model loads: History opens and lists the jobs
     page.get_by_role("tab", name="History").click()
     expect(page.locator("#history-table")).to_contain_text("model", timeout=10_000)
+    expect(page.locator("#model-state")).to_have_attribute("data-state", "loading")  # (still)
+    switch_done.release()
     expect(page.locator("#model-state")).to_have_attribute("data-state", "ready", timeout=60_000)
     expect(page.locator("#model-state")).to_contain_text("(tiny-b)")
     page.get_by_role("tab", name="Text→Video").click()
@@ -88,7 +97,8 @@ def test_switch_the_model_in_the_header_then_generate_on_it(page, server) -> Non
     assert job["model"]["id"] == "tiny-b" and job["model"]["lora_files"] == ["pusa_tiny.safetensors"]
 
 
-def test_a_switch_to_a_wan22_model_shows_its_second_alpha_and_one_switch_runs_at_a_time(page) -> None:
+def test_a_switch_to_a_wan22_model_shows_its_second_alpha_and_one_switch_runs_at_a_time(page,
+                                                                                        switch_done) -> None:
     page.get_by_role("tab", name="Text→Video").click()
     expect(page.locator("#t2v-lora_alpha_low")).to_be_hidden()
     choose(page, "model-choice", "wan22")
@@ -97,6 +107,7 @@ def test_a_switch_to_a_wan22_model_shows_its_second_alpha_and_one_switch_runs_at
     expect(page.locator("#model-note")).to_contain_text("Loading wan22", timeout=10_000)
     page.locator("#model-load").click()
     expect(page.locator("#model-error")).to_contain_text("Not loaded: a model is loading", timeout=10_000)
+    switch_done.release()
     expect(page.locator("#model-state")).to_contain_text("(wan22)", timeout=60_000)
     expect(page.locator("#model-state")).to_have_attribute("data-state", "ready")
     expect(page.locator("#model-state")).to_contain_text("Wan2.2")
