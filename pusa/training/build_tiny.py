@@ -122,10 +122,47 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | 
     tiny.save_vae(AutoencoderKLWan.from_pretrained(str(work / "vae")), out / "vae")
     shutil.copy2(work / "vta" / LORA_FILE, out / LORA_NAME)
     tiny.write_pusa_json(out, LABEL, lora=LORA_NAME)
+    t0 = time.time()
+    record_eval(out)
+    timings["eval"] = time.time() - t0
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log.info("pusa-tiny written to %s (%.1f MB); stage seconds: %s", out, size / 1e6,
              json.dumps({k: round(v) for k, v in timings.items()}))
     return timings
+
+
+EVAL_FILE = "eval.json"
+
+
+def recorded_eval_config(model: Path):
+    """The small, fixed ``pusa eval`` whose figures ship with the weights (``EVAL_FILE``).
+
+    In distribution (shapes on black: i2v and keyframes, base against LoRA), out of distribution
+    (i2v on every held-out kind) and the VAE per kind: what a user meets first. It takes under a
+    minute on 2 cores, so tests/training/test_pusa_tiny.py recomputes it on every test run.
+    """
+    from pusa.training.evaluate import EvalConfig
+
+    return EvalConfig(model=str(model), alphas=(0.0, 1.4), multipliers=(0.2,), tasks=("i2v", "keyframes"), cases=2,
+                      steps=8, ood_cases=1, vae_sizes=((64, 64),), vae_cases=2)
+
+
+def record_eval(model: Path) -> dict:
+    """Run :func:`recorded_eval_config` on ``model`` and write its figures into ``model/EVAL_FILE``."""
+    from pusa.training.evaluate import run_evaluation
+
+    report = figures(run_evaluation(recorded_eval_config(model)))
+    (model / EVAL_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def figures(report: dict) -> dict:
+    """The measured part of an evaluation report (no timings or machine paths), rounded to what is reproducible."""
+    def rounded(row: dict) -> dict:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
+
+    return {"rows": [rounded(r) for r in report["rows"]], "ood_rows": [rounded(r) for r in report.get("ood_rows", [])],
+            "vae_psnr": {size: rounded(kinds) for size, kinds in report.get("vae_psnr", {}).items()}}
 
 
 def _save_atomically(vae, folder: Path) -> None:
