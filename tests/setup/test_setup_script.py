@@ -34,6 +34,9 @@ def test_setup_on_the_system_python_makes_a_venv_and_pusa_runs(tmp_path):
             shutil.copy2(src, copy / name)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PYTHON"] = str(SYSTEM_PY)
+    # pip byte-compiles every module it installs (torch, transformers, gradio: ~12 s of this test on
+    # 2 busy cores); the test checks the venv and that pusa runs, and Python compiles what it imports
+    env["PIP_NO_COMPILE"] = "1"
     setup = subprocess.run(["bash", "scripts/setup.sh"], cwd=copy, env=env, capture_output=True, text=True,
                            timeout=900)
     assert setup.returncode == 0, setup.stderr[-3000:]
