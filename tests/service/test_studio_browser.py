@@ -180,24 +180,6 @@ def test_multi_frame_tab_with_timeline(page, inputs, shoot) -> None:
     shoot(page, "keyframes")
 
 
-def test_bad_position_string_shows_message_next_to_field(page, inputs, shoot) -> None:
-    open_tab(page, "keyframes")
-    page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
-    page.locator("#keyframes-image-1 input[type=file]").set_input_files(str(inputs["b"]))
-    page.locator("#keyframes-image-1 img").first.wait_for(timeout=15_000)
-    textbox(page, "keyframes-prompt").fill("x")
-    textbox(page, "keyframes-cond_positions").fill("0,abc")
-    page.locator("#keyframes-generate").click()
-    err = page.locator("#keyframes-err-cond_positions .pusa-field-error")
-    err.wait_for(state="visible", timeout=15_000)
-    assert "'abc'" in err.inner_text() and "cond_positions" in err.inner_text()
-    # the message sits right under the positions field
-    field_box = page.locator("#keyframes-cond_positions").bounding_box()
-    err_box = err.bounding_box()
-    assert 0 <= err_box["y"] - (field_box["y"] + field_box["height"]) < 60
-    shoot(page, "keyframes-error")
-
-
 def test_video_to_video_tab(page, inputs, shoot) -> None:
     open_tab(page, "v2v")
     page.locator("#v2v-video-in input[type=file]").set_input_files(str(inputs["video"]))
@@ -262,18 +244,6 @@ def test_opening_more_settings_and_changing_nothing_still_generates(page, inputs
         generate_and_check(page, task)
 
 
-def test_steps_out_of_range_says_the_range_and_keeps_the_value(page) -> None:
-    open_tab(page, "t2v")
-    textbox(page, "t2v-prompt").fill("x")
-    for typed in ("0", "99"):
-        set_number(page, "t2v-steps", typed)
-        page.locator("#t2v-generate").click()
-        err = page.locator("#t2v-err-steps .pusa-field-error")
-        expect(err).to_contain_text(typed, timeout=15_000)
-        assert "from 1 to 50" in err.inner_text()
-        assert page.locator("#t2v-steps input[type=number]").first.input_value() == typed
-
-
 def api_job(server, job_id: str) -> dict:
     return httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=30).json()
 
@@ -316,21 +286,6 @@ def test_long_video_with_three_prompts_then_extend_the_result(page, server) -> N
                            timeout=30_000)
 
 
-def test_unreadable_image_upload_says_so_next_to_the_field(page, tmp_path: Path) -> None:
-    open_tab(page, "i2v")
-    fake = tmp_path / "photo.png"
-    fake.write_bytes(b"not a picture at all\n" * 50)
-    page.locator("#i2v-image input[type=file]").set_input_files(str(fake))
-    err = page.locator("#i2v-err-images .pusa-field-error")
-    expect(err).to_contain_text("not an image we can read: PNG, JPEG, WebP", timeout=15_000)
-    textbox(page, "i2v-prompt").fill("x")
-    page.locator("#i2v-generate").click()
-    expect(err).to_contain_text("not an image we can read", timeout=15_000)
-    body = page.locator("body").inner_text()
-    for raw in ("UnidentifiedImageError", "Could not preprocess", "studio-cache", "Traceback"):
-        assert raw not in body, f"{raw!r} reached the page"
-
-
 def test_a_reload_reattaches_the_tab_to_its_running_job(page, server) -> None:
     open_tab(page, "t2v")
     textbox(page, "t2v-prompt").fill("a long wait")
@@ -365,3 +320,60 @@ def test_history_follows_jobs_live_with_the_queue(page, server) -> None:
     while api_job(server, job_id)["status"] != "succeeded" and time.time() < deadline:
         time.sleep(0.2)
     expect(page.locator("#history-queue")).not_to_contain_text(job_id, timeout=15_000)
+
+
+# The checks below type into a tab of their own (keyframes, t2v, i2v) and are refused before any job
+# exists, so they share one page (two page loads fewer, ~6 s each on a busy machine); they stay last in
+# the module so that page (whose History timer keeps ticking) is closed right after them.
+@pytest.fixture(scope="module")
+def form_page(browser, server):
+    with ready_page(browser, server.url) as pg:
+        yield pg
+
+
+def test_bad_position_string_shows_message_next_to_field(form_page, inputs, shoot) -> None:
+    page = form_page
+    open_tab(page, "keyframes")
+    page.locator("#keyframes-image-0 input[type=file]").set_input_files(str(inputs["a"]))
+    page.locator("#keyframes-image-1 input[type=file]").set_input_files(str(inputs["b"]))
+    page.locator("#keyframes-image-1 img").first.wait_for(timeout=15_000)
+    textbox(page, "keyframes-prompt").fill("x")
+    textbox(page, "keyframes-cond_positions").fill("0,abc")
+    page.locator("#keyframes-generate").click()
+    err = page.locator("#keyframes-err-cond_positions .pusa-field-error")
+    err.wait_for(state="visible", timeout=15_000)
+    assert "'abc'" in err.inner_text() and "cond_positions" in err.inner_text()
+    # the message sits right under the positions field
+    field_box = page.locator("#keyframes-cond_positions").bounding_box()
+    err_box = err.bounding_box()
+    assert 0 <= err_box["y"] - (field_box["y"] + field_box["height"]) < 60
+    shoot(page, "keyframes-error")
+
+
+def test_steps_out_of_range_says_the_range_and_keeps_the_value(form_page) -> None:
+    page = form_page
+    open_tab(page, "t2v")
+    textbox(page, "t2v-prompt").fill("x")
+    for typed in ("0", "99"):
+        set_number(page, "t2v-steps", typed)
+        page.locator("#t2v-generate").click()
+        err = page.locator("#t2v-err-steps .pusa-field-error")
+        expect(err).to_contain_text(typed, timeout=15_000)
+        assert "from 1 to 50" in err.inner_text()
+        assert page.locator("#t2v-steps input[type=number]").first.input_value() == typed
+
+
+def test_unreadable_image_upload_says_so_next_to_the_field(form_page, tmp_path: Path) -> None:
+    page = form_page
+    open_tab(page, "i2v")
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"not a picture at all\n" * 50)
+    page.locator("#i2v-image input[type=file]").set_input_files(str(fake))
+    err = page.locator("#i2v-err-images .pusa-field-error")
+    expect(err).to_contain_text("not an image we can read: PNG, JPEG, WebP", timeout=15_000)
+    textbox(page, "i2v-prompt").fill("x")
+    page.locator("#i2v-generate").click()
+    expect(err).to_contain_text("not an image we can read", timeout=15_000)
+    body = page.locator("body").inner_text()
+    for raw in ("UnidentifiedImageError", "Could not preprocess", "studio-cache", "Traceback"):
+        assert raw not in body, f"{raw!r} reached the page"
