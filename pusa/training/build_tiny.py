@@ -33,9 +33,9 @@ from pathlib import Path
 log = logging.getLogger("pusa.training.build_tiny")
 
 LORA_NAME = "pusa_tiny_lora.safetensors"
-# The DiT stages: the first build's 8000 + 3000 steps cut to 6000 + 2500 so that the DiT branch (on
+# The DiT stages: the first build's 8000 + 3000 steps cut to 4000 + 2000 so that the DiT branch (on
 # one core, beside the decoder phases) ends within about an hour (docs/training.md has the timings).
-CLIPS, T2V_STEPS, VTA_STEPS = 600, 6000, 2500
+CLIPS, T2V_STEPS, VTA_STEPS = 600, 4000, 2000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
 
 
