@@ -33,9 +33,9 @@ from pathlib import Path
 log = logging.getLogger("pusa.training.build_tiny")
 
 LORA_NAME = "pusa_tiny_lora.safetensors"
-# The DiT stages: the first build's 8000 + 3000 steps cut to 4000 + 2000 so that the DiT branch (on
-# one core, beside the decoder phases) ends within about an hour (docs/training.md has the timings).
-CLIPS, T2V_STEPS, VTA_STEPS = 600, 4000, 2000
+# The DiT stages: the first build's step counts. A scene-recipe build with 4000 + 2000 (2026-11-25)
+# kept pictures but lost the motion and the LoRA's effect (docs/training.md), so it was not shipped.
+CLIPS, T2V_STEPS, VTA_STEPS = 600, 8000, 3000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
 
 

@@ -15,12 +15,18 @@ from pusa.training import build_tiny, tiny
 from pusa.training.trainer import LORA_FILE
 
 
-def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path):
+def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     import torch
     from diffusers import AutoencoderKLWan
 
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
+    from pusa.training.evaluate import EvalConfig
+
+    # the recorded evaluation, smaller (the real one is recomputed by test_pusa_tiny.py)
+    monkeypatch.setattr(build_tiny, "recorded_eval_config", lambda model: EvalConfig(
+        model=str(model), alphas=(1.4,), multipliers=(0.2,), tasks=("i2v",), cases=1, steps=2, ood_cases=1,
+        ood_kinds=("photo",), vae_sizes=((64, 64),), vae_cases=1))
 
     work, out = tmp_path / "work", tmp_path / "pusa-tiny"
     args = ["--work", str(work), "--out", str(out), "--seed", "3", "--clips", "3", "--t2v-steps", "2",
@@ -41,6 +47,9 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path):
     assert (out / build_tiny.LORA_NAME).is_file() and not (out / ".pusa_cache").exists()
     for part in ("transformer", "vae"):  # no build-machine path in the shipped configs
         assert "_name_or_path" not in json.loads((out / part / "config.json").read_text())
+    recorded = json.loads((out / build_tiny.EVAL_FILE).read_text())  # measured on the written model
+    assert recorded["rows"][0]["alpha"] == 1.4 and "i2v.cond_psnr" in recorded["rows"][0]
+    assert "photo.bg_psnr" in recorded["ood_rows"][0] and "fields" in recorded["vae_psnr"]["64x64"]
     shipped = AutoencoderKLWan.from_pretrained(str(out / "vae")).state_dict()
     base = AutoencoderKLWan.from_pretrained(str(work / "vae_base")).state_dict()
     sharp = AutoencoderKLWan.from_pretrained(str(work / "vae")).state_dict()
