@@ -151,8 +151,11 @@ def record_eval(model: Path) -> dict:
     """Run :func:`recorded_eval_config` on ``model`` and write its figures into ``model/EVAL_FILE``."""
     from pusa.training.evaluate import run_evaluation
 
+    from pusa.atomic import atomic_file
+
     report = figures(run_evaluation(recorded_eval_config(model)))
-    (model / EVAL_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    with atomic_file(model / EVAL_FILE) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
 

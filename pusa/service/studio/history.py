@@ -32,7 +32,6 @@ class HistoryView:
     continuations: dict[str, Any]
 
 
-
 def job_rows(service: JobService, jobs: list[Any], lang: str) -> list[list[str]]:
     """History's table rows: id, status, task, prompt, seed, model, created (all text)."""
     return [[j.id, status_cell(service, j, lang), task_name(j.task, lang), (j.settings.get("prompt") or "")[:80],
@@ -44,6 +43,7 @@ def _text(value: Any) -> str:
     """A History cell as text: an unknown value (a seed not drawn yet, no model recorded) is empty,
     never a number column's NaN."""
     return "" if value is None else str(value)
+
 
 def build_history(service: JobService, tabs: gr.Tabs, history_tab: gr.Tab, task_tabs: dict[str, TaskTab],
                   files: InputFiles, data_dir: Path) -> HistoryView:
