@@ -194,14 +194,16 @@ def make_dataset(out_dir: str | Path, count: int, *, seed: int = 0, width: int =
     A ``scene_share`` of the clips are scenes (``pusa.training.scenes.scene_clip``: training
     background kinds only), the rest moving shapes on black. Each JSONL line has ``file`` and
     ``caption`` (what `pusa train` reads), ``background`` and ``objects`` with the ground-truth
-    trajectories (what evaluation reads).
+    trajectories (what evaluation reads). ``metadata.jsonl`` is written last, atomically.
     """
+    from pusa.atomic import atomic_file
     from pusa.training.scenes import scene_clip
 
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    with open(out / "metadata.jsonl", "w", encoding="utf-8") as fh:
+    # the caption file appears only when every clip is written: a killed run never looks finished
+    with atomic_file(out / "metadata.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for i in range(count):
             scene = rng.random() < scene_share
             clip = scene_clip(rng, width, height, frames) if scene else random_clip(rng, width, height, frames)

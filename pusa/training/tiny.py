@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pusa.training.scenes import CAMERA_WORDS, vae_clip
+from pusa.training.vae_fit import decode_unclamped, first_frames_as_2d
 from pusa.training.synthetic import CAPTION_WORDS
 
 log = logging.getLogger(__name__)
@@ -112,24 +113,32 @@ def make_transformer(seed: int, config: dict | None = None):
 
 
 def make_vae(seed: int, base_dim: int = VAE_BASE_DIM, **config):
-    """A freshly initialised narrow Wan VAE with Wan's block structure (``config`` overrides, e.g. z_dim)."""
+    """A freshly initialised narrow Wan VAE with Wan's block structure (``config`` overrides, e.g. z_dim).
+
+    Its blocks are residual (``is_residual``, as in Wan2.2's VAE: every down/up block also passes a
+    space-to-channel average of its input): at base_dim 8 the plain Wan2.1 blocks must squeeze
+    every pixel through an RMS-normalised 8-channel vector and learn many times slower
+    (docs/training.md). The latent space is unchanged: 16 channels, 4x time, 8x space.
+    """
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(seed)
     return AutoencoderKLWan(**{**dict(base_dim=base_dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                                      attn_scales=[], temperal_downsample=[False, True, True]), **config})
+                                      attn_scales=[], temperal_downsample=[False, True, True],
+                                      is_residual=True), **config})
 
 
-def _clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:
+def _clip_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.ndarray:
     """``n`` varied clips (``scenes.vae_clip``) as float32 (n, 3, T, H, W) in [-1, 1] for autoencoder training."""
-    clips = [vae_clip(rng, WIDTH, HEIGHT, FRAMES) for _ in range(n)]
+    clips = [vae_clip(rng, WIDTH, HEIGHT, frames) for _ in range(n)]
     arr = np.stack(clips).astype(np.float32) / 127.5 - 1.0
     return arr.transpose(0, 4, 1, 2, 3).copy()
 
 
 def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 2e-4,
               posterior: str = "mode", kl_weight: float = 1e-7, latent_noise: float = 0.05, fg_weight: float = 0.0,
-              encoder: bool = True, bank_size: int = 300, bank: np.ndarray | None = None) -> list[float]:
+              encoder: bool = True, bank_size: int = 300, bank: np.ndarray | None = None,
+              pictures: np.ndarray | None = None) -> list[float]:
     """Train the VAE as an autoencoder on random crops of varied synthetic clips; returns the loss curve.
 
     Crops of ``crop`` px and ``frames`` frames (1 + 4k, so the causal first-frame path and the
@@ -143,15 +152,23 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     ``encoder=False`` freezes the encoder (and so the latent space a DiT was trained on) and trains
     the decoder alone (:data:`DECODER_PHASES`). ``bank`` (from :func:`_clip_bank`) is shared by the
     phases of a build: rendering the clips costs minutes on a busy CPU; without it each call renders
-    its own. The learning rate warms up, then follows a cosine to 5%: a fresh VAE at 6e-4 or more
-    stays on the mean-colour plateau (docs/training.md).
+    its own. ``pictures`` (single frames, ``_clip_bank(..., frames=1)``) serve the single-frame
+    phases instead: thousands of distinct pictures cost what a few hundred clips do, and a VAE that
+    must reconstruct any picture needs many more pictures than clips. The learning rate warms up,
+    then follows a cosine to 5%.
+
+    Single frames train through :func:`pusa.training.vae_fit.first_frames_as_2d` (exact, 2.5x
+    faster) and every loss is taken before diffusers' output clamp
+    (:func:`pusa.training.vae_fit.decode_unclamped`).
     """
     if steps <= 0:
         return []
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    if frames == 1 and pictures is not None:
+        bank = pictures
     if bank is None:
-        bank = _clip_bank(rng, min(bank_size, steps * batch))  # a short run cannot use more clips than it samples
+        bank = _clip_bank(rng, min(bank_size, steps * batch), frames=FRAMES if frames > 1 else 1)
     params = list(vae.parameters()) if encoder else [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = min(100, steps // 10 + 1)
@@ -160,46 +177,57 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     vae.train()
     losses = []
     t0 = time.time()
-    for step in range(steps):
-        idx = rng.integers(0, len(bank), size=batch)
-        t = rng.integers(0, FRAMES - frames + 1, size=batch)
-        y = rng.integers(0, HEIGHT - crop + 1, size=batch)
-        x = rng.integers(0, WIDTH - crop + 1, size=batch)
-        xb = torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
-                                        for i, a, b, c in zip(idx, t, y, x)]))
-        with torch.set_grad_enabled(encoder):
-            post = vae.encode(xb).latent_dist
-        if posterior == "sample":
-            z = post.sample()
-        else:
-            z = post.mode()
-            if latent_noise > 0:
-                z = z + latent_noise * z.detach().std() * torch.randn_like(z)
-        rec = vae.decode(z).sample
-        err = rec - xb
-        weight = 1.0 + fg_weight * (xb > -0.9).any(dim=1, keepdim=True).float()
-        loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
-        if posterior == "sample" and encoder:
-            loss = loss + kl_weight * post.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if step % 50 == 0 or step == steps - 1:
-            log.info("vae step %d/%d loss %.4f (%.0f s)", step + 1, steps, np.mean(losses[-50:]), time.time() - t0)
+    with first_frames_as_2d(vae):
+        for step in range(steps):
+            losses.append(_vae_step(vae, bank, rng, opt, params, batch=batch, frames=frames, crop=crop,
+                                    posterior=posterior, kl_weight=kl_weight, latent_noise=latent_noise,
+                                    fg_weight=fg_weight, encoder=encoder))
+            sched.step()
+            if step % 50 == 0 or step == steps - 1:
+                log.info("vae step %d/%d loss %.4f (%.0f s)", step + 1, steps, np.mean(losses[-50:]),
+                         time.time() - t0)
     vae.eval()
     return losses
+
+
+def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, batch: int, frames: int, crop: int,
+              posterior: str, kl_weight: float, latent_noise: float, fg_weight: float, encoder: bool) -> float:
+    """One optimiser step of :func:`train_vae` on a random batch of crops from ``bank``; returns the loss."""
+    idx = rng.integers(0, len(bank), size=batch)
+    t = rng.integers(0, bank.shape[2] - frames + 1, size=batch)
+    y = rng.integers(0, bank.shape[3] - crop + 1, size=batch)
+    x = rng.integers(0, bank.shape[4] - crop + 1, size=batch)
+    xb = torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
+                                    for i, a, b, c in zip(idx, t, y, x)]))
+    with torch.set_grad_enabled(encoder):
+        post = vae.encode(xb).latent_dist
+    if posterior == "sample":
+        z = post.sample()
+    else:
+        z = post.mode()
+        if latent_noise > 0:
+            z = z + latent_noise * z.detach().std() * torch.randn_like(z)
+    rec = decode_unclamped(vae, z)
+    err = rec - xb
+    weight = 1.0 + fg_weight * (xb > -0.9).any(dim=1, keepdim=True).float()
+    loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
+    if posterior == "sample" and encoder:
+        loss = loss + kl_weight * post.kl().mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss.detach())
 
 
 # The VAE's training phases (keyword arguments of :func:`train_vae`; ``seed_offset`` is added to the
 # build seed). The data are ``scenes.vae_clip``: backgrounds of every training kind, objects of any
 # colour, thin strokes and camera pans, plus a fifth of shapes on black. Why each phase:
 # 1. single full frames on the posterior mean (plus 5% latent noise): colours, textures and shapes,
-#    cheaply (the causal VAE encodes a first frame alone, so this also makes condition frames, which
-#    are first frames, sharp); the longest phase because every i2v input goes through this path.
-#    At 2e-4: the first recipe's 6e-4 to 8e-4 kept a fresh VAE on the mean-colour plateau;
+#    cheaply (a first frame trains as 2-D convolutions, ``vae_fit``), drawn from thousands of
+#    distinct pictures; the longest phase because every i2v input goes through this path. At 5e-4
+#    with Wan2.2's residual blocks (``make_vae``): the plain Wan2.1 blocks of this width stay on the
+#    mean-colour plateau at that rate and crawl at 2e-4 (docs/training.md);
 # 2.-4. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
 #    drifts (colour and shape) after the last trained chunk.
@@ -207,32 +235,35 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
 # its latents, while :data:`DECODER_PHASES` go on sharpening the decoder (the same two kinds of
 # data), which changes no latent the DiT reads, so the two can run side by side.
 VAE_PHASES: tuple[dict, ...] = (
-    dict(steps=2000, frames=1, crop=64, batch=8, lr=2e-4, seed_offset=40),
+    dict(steps=6000, frames=1, crop=64, batch=8, lr=5e-4, seed_offset=40),
     dict(steps=300, frames=9, crop=48, batch=4, lr=1e-4, seed_offset=41),
     dict(steps=300, frames=17, crop=32, batch=4, lr=1e-4, seed_offset=42),
     dict(steps=200, frames=33, crop=32, batch=2, lr=5e-5, seed_offset=43),
 )
 DECODER_PHASES: tuple[dict, ...] = (
-    # 32 px crops: a step costs a third of a full frame's and, per second, the VAE learns faster
-    # (docs/training.md); the DiT stages beside it take about an hour, so this may run as long
-    dict(steps=8000, frames=1, crop=32, batch=8, lr=2e-4, encoder=False, seed_offset=50),
+    # 32 px crops: a step costs a quarter of a full frame's and, per second, the decoder learns
+    # faster (docs/training.md); the DiT stages run beside it, so this may take as long as they do
+    dict(steps=10000, frames=1, crop=32, batch=8, lr=2e-4, encoder=False, seed_offset=50),
     dict(steps=300, frames=9, crop=48, batch=4, lr=5e-5, encoder=False, seed_offset=51),
     dict(steps=200, frames=33, crop=32, batch=2, lr=3e-5, encoder=False, seed_offset=52),
 )
-VAE_BANK_CLIPS = 600  # varied clips rendered once per stage; 600 x 33 frames of 64x64 is 1 GB as float32
+VAE_BANK_CLIPS = 300  # varied clips rendered once per stage for the clip phases (300 x 33 frames: 0.5 GB)
+VAE_BANK_PICTURES = 4000  # distinct single pictures for the single-frame phases (0.2 GB)
 
 
 def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str) -> None:
     if phase_steps is not None and len(phase_steps) != len(phases):
         raise ValueError(f"phase_steps: expected {len(phases)} numbers, got {len(phase_steps)}")
-    total = sum(phase_steps) if phase_steps is not None else sum(p["steps"] for p in phases)
-    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, total * 2)))
+    steps = phase_steps if phase_steps is not None else tuple(p["steps"] for p in phases)
+    samples = {single: sum(n * p["batch"] for n, p in zip(steps, phases) if (p["frames"] == 1) == single)
+               for single in (True, False)}  # a short run renders no more than it can sample
+    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, samples[False])))
+    pictures = _clip_bank(np.random.default_rng(seed + 8), max(1, min(VAE_BANK_PICTURES, samples[True])), frames=1)
     for i, phase in enumerate(phases):
         kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
-        if phase_steps is not None:
-            kwargs["steps"] = phase_steps[i]
+        kwargs["steps"] = steps[i]
         log.info("%s phase %d/%d: %s", what, i + 1, len(phases), kwargs)
-        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, **kwargs)
+        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, pictures=pictures, **kwargs)
 
 
 def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, init=None):
