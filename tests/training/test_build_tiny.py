@@ -37,6 +37,10 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     assert (work / "vae" / "config.json").is_file() and not (work / "data").exists() and not out.exists()
     assert build_tiny.main(args + ["--only", "dit"]) == 0
     assert (work / "vta" / LORA_FILE).is_file() and not out.exists()
+    # the T2V base trains on shapes on black only (its own data and latent cache), the LoRA on the scene mix
+    base_rows = [json.loads(r) for r in (work / "data_t2v" / "metadata.jsonl").read_text().splitlines()]
+    assert len(base_rows) == 3 and {r["background"] for r in base_rows} == {"black"}
+    assert list((work / "data_t2v" / ".pusa_cache").iterdir()) and list((work / "data" / ".pusa_cache").iterdir())
     stage_outputs = (work / "vae_base" / "config.json", work / "vae" / "config.json",
                      work / "t2v" / "transformer" / "config.json", work / "vta" / LORA_FILE)
     stamps = {p: p.stat().st_mtime_ns for p in stage_outputs}
