@@ -6,8 +6,8 @@ model uses (diffusers ``WanTransformer3DModel`` / ``AutoencoderKLWan``, transfor
 ``UMT5EncoderModel``), so the engine, the loaders and the trainer run unchanged on it.
 
 The VAE keeps Wan's shape (dim_mult [1,2,4,4], 2 res blocks, temporal downsampling
-[False, True, True]: 4x time, 8x space, 16 latent channels) so the original-layout converters
-apply; only its width is reduced. It is trained here as a plain autoencoder on synthetic frames
+[False, True, True]: 4x time, 8x space, 16 latent channels); only its width is reduced, and the
+build gives it Wan2.2's residual blocks (:data:`BUILD_VAE_CONFIG`). It is trained here as a plain autoencoder on synthetic frames
 (:func:`build_vae`), because a random decoder would make every generated video noise.
 The text encoder is a randomly initialised, frozen 2-layer UMT5 over a word-level tokenizer of
 the caption vocabulary: the DiT learns to read its features, the way Wan learns to read a frozen
@@ -112,20 +112,22 @@ def make_transformer(seed: int, config: dict | None = None):
     return WanTransformer3DModel(**(config or DIT_CONFIG))
 
 
-def make_vae(seed: int, base_dim: int = VAE_BASE_DIM, **config):
-    """A freshly initialised narrow Wan VAE with Wan's block structure (``config`` overrides, e.g. z_dim).
+# The pusa-tiny build's VAE has residual blocks (``is_residual``, as in Wan2.2's VAE: every down/up
+# block also passes a space-to-channel average of its input): at base_dim 8 the plain Wan2.1 blocks
+# must squeeze every pixel through an RMS-normalised 8-channel vector and learn many times slower
+# (docs/training.md). The latent space keeps Wan's shape: 16 channels, 4x time, 8x space.
+BUILD_VAE_CONFIG = dict(is_residual=True)
 
-    Its blocks are residual (``is_residual``, as in Wan2.2's VAE: every down/up block also passes a
-    space-to-channel average of its input): at base_dim 8 the plain Wan2.1 blocks must squeeze
-    every pixel through an RMS-normalised 8-channel vector and learn many times slower
-    (docs/training.md). The latent space is unchanged: 16 channels, 4x time, 8x space.
-    """
+
+def make_vae(seed: int, base_dim: int = VAE_BASE_DIM, **config):
+    """A freshly initialised narrow Wan VAE with Wan2.1's block structure (``config`` overrides, e.g.
+    z_dim, or :data:`BUILD_VAE_CONFIG` for the pusa-tiny build's). The test layouts use the plain
+    blocks: the original-layout converters and the pinned outputs are Wan2.1's."""
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(seed)
     return AutoencoderKLWan(**{**dict(base_dim=base_dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                                      attn_scales=[], temperal_downsample=[False, True, True],
-                                      is_residual=True), **config})
+                                      attn_scales=[], temperal_downsample=[False, True, True]), **config})
 
 
 def _clip_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.ndarray:
@@ -226,7 +228,7 @@ def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, b
 # 1. single full frames on the posterior mean (plus 5% latent noise): colours, textures and shapes,
 #    cheaply (a first frame trains as 2-D convolutions, ``vae_fit``), drawn from thousands of
 #    distinct pictures; the longest phase because every i2v input goes through this path. At 5e-4
-#    with Wan2.2's residual blocks (``make_vae``): the plain Wan2.1 blocks of this width stay on the
+#    with Wan2.2's residual blocks (``BUILD_VAE_CONFIG``): the plain Wan2.1 blocks of this width stay on the
 #    mean-colour plateau at that rate and crawl at 2e-4 (docs/training.md);
 # 2.-4. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
@@ -273,7 +275,7 @@ def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, init=None):
     ``init`` (a VAE of the same shape) is fine-tuned instead of a fresh one; its latent statistics
     are kept, so a DiT trained on its latents still reads them in the same normalised space.
     """
-    vae = init if init is not None else make_vae(seed)
+    vae = init if init is not None else make_vae(seed, **BUILD_VAE_CONFIG)
     _run_phases(vae, VAE_PHASES, seed, phase_steps, "vae")
     if init is None:
         set_latent_stats(vae, seed=seed + 1)

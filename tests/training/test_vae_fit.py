@@ -15,7 +15,7 @@ from pusa.training.vae_fit import decode_unclamped, first_frames_as_2d
 
 @pytest.fixture(scope="module")
 def vae():
-    return tiny.make_vae(3, base_dim=4).eval()
+    return tiny.make_vae(3, base_dim=4, **tiny.BUILD_VAE_CONFIG).eval()
 
 
 @pytest.mark.parametrize("frames", [1, 5])
@@ -75,7 +75,7 @@ def test_single_frame_phases_draw_from_the_picture_bank(vae):
     pictures = np.full((3, 3, 1, 16, 16), 0.25, np.float32)
     clips = np.full((2, 3, 9, 16, 16), -0.75, np.float32)
     seen = []
-    model = tiny.make_vae(3, base_dim=4)
+    model = tiny.make_vae(3, base_dim=4, **tiny.BUILD_VAE_CONFIG)
     real = model.encode
     model.encode = lambda x: seen.append(float(x.mean())) or real(x)
     tiny.train_vae(model, seed=0, steps=1, batch=2, frames=1, crop=16, bank=clips, pictures=pictures)
