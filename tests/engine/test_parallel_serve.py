@@ -69,7 +69,13 @@ def test_a_service_worker_drives_two_ranks(tiny_diffusers, tmp_path):
         save_video(alone.generate(GenerationSettings.parse(dict(JOB))), tmp_path / "alone.mp4")
         ours = np.stack([np.asarray(f) for f in read_video_frames(service.output_path(done))]).astype(int)
         theirs = np.stack([np.asarray(f) for f in read_video_frames(tmp_path / "alone.mp4")]).astype(int)
-        assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 2
+        # the same video up to float rounding (the ranks split attention, so sums run in another order);
+        # H.264 of this noise-like test video turns such last-bit differences into a few larger
+        # pixel errors (measured on an AVX-512 CPU: mean 0.09 level, 1.4% of values over 2, max 19),
+        # while a wrong split changes the whole picture (tens of levels on average)
+        assert ours.shape == theirs.shape
+        diff = np.abs(ours - theirs)
+        assert diff.mean() <= 0.5 and (diff > 2).mean() <= 0.05, (diff.mean(), (diff > 2).mean(), diff.max())
 
         # 2. cancel while denoising: every rank stops at the same step, the group carries on
         job = service.submit(dict(LONG))
