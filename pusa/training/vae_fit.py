@@ -34,10 +34,10 @@ def _causal_conv_forward(conv: nn.Module, original, x: torch.Tensor, cache_x: to
 
 
 def _rms_norm_forward(norm: nn.Module, original, x: torch.Tensor) -> torch.Tensor:
-    """``WanRMS_norm`` channel-first with a plain sum of squares (``F.normalize`` is a slow strided reduction)."""
-    if not norm.channel_first:
-        return original(x)
-    return x / (x * x).sum(1, keepdim=True).sqrt().clamp_min(1e-12) * norm.scale * norm.gamma + norm.bias
+    """``WanRMS_norm``: channel-first as the engine's fast decode computes it (``F.normalize`` is a slow strided reduction)."""
+    from pusa.latent_codec import _direct_rms_norm_forward
+
+    return _direct_rms_norm_forward(norm, x) if norm.channel_first else original(x)
 
 
 @contextmanager
