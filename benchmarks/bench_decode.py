@@ -7,6 +7,8 @@ Prints one JSON object:
   direct RMS norms, ``pusa/latent_codec.py``), and how many uint8 pixel values the two disagree on.
 - ``mid``: a mid-size model (DiT dim 512 x 8 layers, Wan VAE base_dim 32, as ``bench_engine.py``'s
   ``mid``) at 128x128x33: decode seconds and decode share of the total, both backends.
+- ``mid.bf16_vae``: the same request with a bfloat16 VAE and the fast decode (``--vae-dtype bf16``):
+  decode seconds and share, against the exact float32 decode, and its pixel differences.
 - ``mid.compute``: the decode's floating-point work (``FlopCounterMode``) and the rate the fast
   decode reaches: how near the CPU's peak its convolutions already run.
 - ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time
@@ -46,13 +48,19 @@ def _timed(pipe, settings: dict, fast: bool, repeats: int) -> tuple[dict, np.nda
             "decode_share": round(decode / total, 3)}, frames
 
 
-def _compare(pipe, settings: dict, repeats: int) -> dict:
+def _differences(a: np.ndarray, b: np.ndarray) -> dict:
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return {"uint8_max_diff": int(diff.max()), "uint8_values_differing": round(float((diff > 0).mean()), 6),
+            "uint8_mean_diff": round(float(diff.mean()), 4)}
+
+
+def _compare(pipe, settings: dict, repeats: int) -> tuple[dict, np.ndarray]:
+    """Exact against fast decode of the same request; also returns the exact decode's frames."""
     exact, a = _timed(pipe, settings, False, repeats)
     fast, b = _timed(pipe, settings, True, repeats)
-    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
     pipe.codec.fast_decode = False
     return {"exact": exact, "fast": fast, "decode_speedup": round(exact["decode_s"] / fast["decode_s"], 2),
-            "uint8_max_diff": int(diff.max()), "uint8_values_differing": round(float((diff > 0).mean()), 6)}
+            **_differences(a, b)}, a
 
 
 def bench_default(model: str | None, repeats: int) -> tuple[dict, object]:
@@ -64,7 +72,7 @@ def bench_default(model: str | None, repeats: int) -> tuple[dict, object]:
     settings = {"prompt": "a large red circle moving right slow", "task": "t2v", "steps": 10, "seed": 0,
                 "width": d.width, "height": d.height, "frames": d.frames}
     return {"model": pipe.label, "size": f"{d.width}x{d.height}", "frames": d.frames, "steps": 10,
-            **_compare(pipe, settings, repeats)}, pipe
+            **_compare(pipe, settings, repeats)[0]}, pipe
 
 
 def bench_mid(steps: int, repeats: int, profile: bool = False) -> dict:
@@ -86,12 +94,31 @@ def bench_mid(steps: int, repeats: int, profile: bool = False) -> dict:
         pipe = PusaPipeline.from_pretrained(root, device="cpu")
         settings = {"prompt": "a red ball bounces", "task": "t2v", "size": "128x128", "frames": 33, "steps": steps,
                     "seed": 0}
-        result = {"size": "128x128", "frames": 33, "steps": steps, "vae_base_dim": 32,
-                  **_compare(pipe, settings, repeats)}
+        compared, exact_frames = _compare(pipe, settings, repeats)
+        result = {"size": "128x128", "frames": 33, "steps": steps, "vae_base_dim": 32, **compared}
         result["compute"] = decode_compute(pipe, 128, 128, 33, result["fast"]["decode_s"])
         if profile:
             result["profile"] = profile_decode(pipe, 128, 128, 33, fast=True)
+        del pipe
+        result["bf16_vae"] = bench_bf16_vae(root, settings, repeats, exact_frames, result["exact"])
         return result
+
+
+def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.ndarray, exact: dict) -> dict:
+    """The same request with ``vae_dtype="bf16"`` and the fast decode (``--vae-dtype bf16``): its decode
+    share against the exact float32 decode's, and how far its pixels are from that decode's.
+
+    bf16 convolutions halve the work only on a CPU with AVX512-BF16 or AMX (``cpu_bf16``); elsewhere
+    oneDNN emulates them and they are slower than float32.
+    """
+    from pusa.pipeline import PusaPipeline
+
+    pipe = PusaPipeline.from_pretrained(root, device="cpu", vae_dtype="bf16")
+    timings, frames = _timed(pipe, settings, True, repeats)
+    return {"cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "fast": timings,
+            "decode_speedup_vs_exact": round(exact["decode_s"] / timings["decode_s"], 2),
+            "decode_share_vs_exact": round(timings["decode_share"] / exact["decode_share"], 2),
+            **_differences(exact_frames, frames)}
 
 
 def decode_compute(pipe, width: int, height: int, frames: int, seconds: float) -> dict:

@@ -66,6 +66,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--offload", default="none", choices=OFFLOAD_MODES,
                    help="none (fastest), model (whole components to GPU in turn) or group (DiT streamed block by "
                         "block, least VRAM)")
+    g.add_argument("--vae-dtype", default="fp32", choices=list(DTYPES),
+                   help="VAE precision (default: fp32, exact); bf16 decodes about twice as fast on a GPU or on a "
+                        "CPU with AVX512-BF16/AMX, a few uint8 levels off (docs/training.md, decode speed)")
     g.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less VRAM at 720p)")
     g.add_argument("--text-encoder-cpu", action="store_true", help="keep the UMT5 encoder on the CPU (saves ~11 GB VRAM)")
     g.add_argument("--max-pixel-frames", type=int, metavar="N",
@@ -78,7 +81,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``PusaPipeline.from_pretrained`` keyword arguments from parsed options (model resolved separately)."""
     return dict(lora=args.lora, lora_low=args.lora_low, extra_lora=args.extra_lora,
                 extra_lora_low=args.extra_lora_low, use_default_lora=not args.no_default_lora, device=args.device,
-                dtype=args.dtype, offload=args.offload, vae_tiling=args.vae_tiling,
+                dtype=args.dtype, vae_dtype=args.vae_dtype, offload=args.offload, vae_tiling=args.vae_tiling,
                 text_encoder_on_cpu=args.text_encoder_cpu, max_pixel_frames=getattr(args, "max_pixel_frames", None),
                 **speed_kwargs(args))
 

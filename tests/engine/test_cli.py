@@ -44,6 +44,27 @@ def test_generate_keyframes_and_png_folder_output(capsys, tiny_diffusers, tmp_pa
     assert settings["cond_positions"] == [2, 0] and settings["noise_multipliers"] == [0.3, 0.5]
 
 
+def test_vae_dtype_reaches_the_decoder(capsys, tiny_diffusers, tmp_path):
+    """``--vae-dtype bf16`` decodes in bfloat16: the same video within a few levels, not the same bits."""
+    import numpy as np
+    from PIL import Image
+
+    videos = {}
+    for dtype in ("fp32", "bf16"):
+        code, _, err = run(capsys, "generate", "t2v", "--prompt", "a ball", "--model", str(tiny_diffusers), "--steps",
+                           "2", "--seed", "3", "--size", "64x48", "--frames", "5", "--vae-dtype", dtype, "--output",
+                           str(tmp_path / f"{dtype}/"), "--no-progress", "--device", "cpu")
+        assert code == 0, err
+        videos[dtype] = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / dtype).glob("frame_*.png"))])
+    diff = np.abs(videos["fp32"].astype(int) - videos["bf16"].astype(int))
+    assert videos["fp32"].shape == videos["bf16"].shape == (5, 48, 64, 3)
+    assert diff.max() > 0 and diff.mean() < 3.0
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "t2v", "--prompt", "x", "--model", str(tiny_diffusers), "--vae-dtype", "int8"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--vae-dtype" in err and "bf16" in err
+
+
 def test_generate_v2v_writes_the_requested_video_and_its_sidecar(capsys, tiny_diffusers, tmp_path):
     video = moving_square_video(tmp_path / "in.mp4", frames=9)
     out_file = tmp_path / "o.mp4"

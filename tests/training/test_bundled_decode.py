@@ -43,6 +43,29 @@ def test_fast_decode_matches_the_exact_one_and_restores_the_model(vae, monkeypat
     assert np.array_equal(LatentCodec(vae, torch.device("cpu")).decode(z), exact)
 
 
+def test_fast_decode_of_a_bfloat16_vae_replaces_its_norms(vae, monkeypatch):
+    """bf16 convolutions already run on oneDNN; the fast path swaps diffusers' float32 ``F.normalize``
+    for the direct norm, still in float32, so the pixels stay those of the exact bf16 decode."""
+    import copy
+
+    import torch.nn.functional as F
+
+    half = copy.deepcopy(vae).to(torch.bfloat16)
+    normalized, real_normalize = [], F.normalize
+    monkeypatch.setattr(F, "normalize", lambda *a, **k: normalized.append(1) or real_normalize(*a, **k))
+    z = torch.randn(1, 16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    exact = LatentCodec(half, torch.device("cpu")).decode(z)
+    assert normalized
+    normalized.clear()
+    fast = LatentCodec(half, torch.device("cpu"), fast_decode=True).decode(z)
+    assert not normalized
+    diff = np.abs(exact.astype(int) - fast.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.05
+    assert not any("forward" in m.__dict__ for m in half.modules())
+    fp32 = LatentCodec(vae, torch.device("cpu")).decode(z)
+    assert np.abs(fp32.astype(int) - fast.astype(int)).mean() < 2.0  # bf16 itself: a few levels at most
+
+
 def test_the_bundled_model_decodes_fast_and_other_models_exactly(tmp_path):
     import json
     import shutil
