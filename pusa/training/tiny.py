@@ -290,25 +290,10 @@ def sharpen_decoder(vae, seed: int, phase_steps: tuple[int, ...] | None = None):
     return vae
 
 
-def _shape_clip_bank(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` shapes-on-black clips (``synthetic.random_clip``, the T2V base's data) as float32 (n, 3, T, H, W)."""
-    from pusa.training.synthetic import random_clip
-
-    arr = np.stack([random_clip(rng, WIDTH, HEIGHT, FRAMES).frames for _ in range(n)]).astype(np.float32)
-    return (arr / 127.5 - 1.0).transpose(0, 4, 1, 2, 3).copy()
-
-
 @torch.no_grad()
 def set_latent_stats(vae, *, seed: int, n: int = 24) -> None:
-    """Store per-channel latent mean/std in the VAE config, as Wan's VAE does.
-
-    Measured on the data the DiT is first trained on (the T2V base's shapes on black), the way
-    Wan's statistics come from its own training videos: the black background lands at 0 and an
-    object at about unit scale. Statistics of the VAE's varied clips made the normalised object
-    2.6x smaller (rms 0.29 instead of 0.75 of the first recipe), i.e. buried under noise for most
-    of the flow-matching schedule, and the DiT let objects fade out (docs/training.md).
-    """
-    bank = torch.from_numpy(_shape_clip_bank(np.random.default_rng(seed), n))
+    """Store per-channel latent mean/std (from synthetic clips) in the VAE config, as Wan's VAE does."""
+    bank = torch.from_numpy(_clip_bank(np.random.default_rng(seed), n))
     zs = torch.cat([vae.encode(bank[i:i + 4]).latent_dist.mode() for i in range(0, n, 4)])
     mean = zs.mean(dim=(0, 2, 3, 4))
     std = zs.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
