@@ -3,17 +3,22 @@
 Stages (each is skipped when its output already exists in ``--work``, so an interrupted build
 continues where it stopped):
 
-1. ``vae_base`` train the narrow Wan VAE as an autoencoder on synthetic frames (``tiny.VAE_PHASES``);
-   latent stats. From here on the encoder, and so every latent, is fixed.
+0. ``teacher`` pusa-tiny v1, built by its own commit's recipe (:data:`TEACHER_COMMIT`, seed 0):
+   a VAE and a T2V base DiT (8000 steps) on shapes on black. Its DiT moves objects well; its VAE
+   cannot draw anything but black backgrounds. ``--teacher DIR`` uses an existing v1 folder.
+1. ``vae_base`` a residual Wan VAE trained on varied synthetic pictures and clips (``tiny.VAE_PHASES``)
+   whose latents of shapes on black are the teacher's (``tiny.build_vae(teacher=...)``), with the
+   teacher's latent statistics. From here on the encoder, and so every latent, is fixed.
 2. ``vae``   sharpen its decoder alone (``tiny.DECODER_PHASES``).
-3. ``data``  write the synthetic training sets (mp4 + metadata.jsonl, the format `pusa train` reads):
-             ``data`` (scenes and shapes on black, for the LoRA) and ``data_t2v`` (the base's).
-4. ``base``  assemble a diffusers-layout folder: word-level tokenizer, random frozen UMT5, random DiT.
-5. ``t2v``   `pusa train --mode full --timesteps uniform` on ``data_t2v``: the base DiT learns plain text-to-video.
-6. ``vta``   `pusa train --mode lora --timesteps vta` on ``data``: the VTA LoRA on top of the frozen T2V base.
-7. ``out``   copy the T2V model, the sharpened VAE and the LoRA (``pusa_tiny_lora.safetensors``) into ``--out``.
+3. ``data``  the LoRA's synthetic training set (mp4 + metadata.jsonl, the format `pusa train` reads):
+             scenes and shapes on black.
+4. ``base_t2v`` a diffusers-layout folder: word-level tokenizer, random frozen UMT5, the teacher's DiT
+             and the new VAE. The DiT reads the same latents it was trained on, for any picture the
+             teacher's VAE could encode; everything else is new to it.
+5. ``vta``   `pusa train --mode lora --timesteps vta` on ``data``: the VTA LoRA on top of the frozen base.
+6. ``out``   copy the base, the sharpened VAE and the LoRA (``pusa_tiny_lora.safetensors``) into ``--out``.
 
-Stages 3-6 read only the encoder of stage 1, so stage 2 and stages 3-6 do not depend on each other:
+Stages 3-5 read only the encoder of stage 1, so stage 2 and stages 3-5 do not depend on each other:
 ``--only decoder`` and ``--only dit`` run them in two processes side by side (each uses its own
 cores); a last run without ``--only`` finds both done and writes the model.
 
@@ -23,9 +28,14 @@ Run: ``scripts/build_pusa_tiny.sh`` (= ``python -m pusa.training.build_tiny``), 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -34,29 +44,61 @@ from pathlib import Path
 log = logging.getLogger("pusa.training.build_tiny")
 
 LORA_NAME = "pusa_tiny_lora.safetensors"
-# The DiT stages: the first build's step counts. A scene-recipe build with 4000 + 2000 (2026-11-25)
-# kept pictures but lost the motion and the LoRA's effect (docs/training.md), so it was not shipped.
-CLIPS, T2V_STEPS, VTA_STEPS = 600, 8000, 3000
-# The T2V base learns from shapes on black alone; the VTA LoRA from the scene mix. A caption does not
-# say what is behind the objects, so a text-only model trained on both worlds can only draw their
-# average (a purple blur, measured 2026-12-06, docs/training.md); with a condition frame the
-# background is given, which is the LoRA's job.
-T2V_SCENE_SHARE = 0.0
+CLIPS, VTA_STEPS = 600, 3000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
-
+# pusa-tiny v1 (2026-11-24, "rebuilt with the one documented command"): its DiT is the base of this
+# build. Training a new base on a VAE for any picture lost its motion (docs/training.md, candidates
+# A-E); distilling the new VAE into v1's latent space keeps it.
+TEACHER_COMMIT = "84f53438e093675b95eeaf0f7dacd396f702e502"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 STAGE_GROUPS = ("all", "decoder", "dit")
 
 
-def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | None = None,
-          decoder_steps: tuple[int, ...] | None = None, clips: int = CLIPS, t2v_steps: int = T2V_STEPS,
-          vta_steps: int = VTA_STEPS, batch: int = 16, init_from: Path | None = None, t2v_lr: float = 5e-4,
-          only: str = "all") -> dict:
+class TeacherUnavailable(RuntimeError):
+    """The teacher's recipe cannot be checked out (no git, or a clone without that commit)."""
+
+
+def build_teacher(folder: Path, *, seed: int = 0, extra_args: tuple[str, ...] = ()) -> Path:
+    """pusa-tiny v1 in ``folder/out``, built by the recipe of :data:`TEACHER_COMMIT` in a process of its own.
+
+    The recipe's source is taken from this clone's git history, so the teacher is exactly what that
+    commit's one command builds; ``extra_args`` go to that command (tests pass toy step counts).
+    """
+    out = folder / "out"
+    if (out / "model_index.json").is_file():
+        return out
+    src = folder / "src"
+    if not (src / "pusa" / "training" / "build_tiny.py").is_file():
+        try:
+            tar = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", "--format=tar", TEACHER_COMMIT],
+                                 capture_output=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise TeacherUnavailable(
+                f"the teacher's recipe is commit {TEACHER_COMMIT[:10]} of this project's git history, which "
+                f"{REPO_ROOT} does not have ({exc}); run `git fetch --unshallow`, or pass --teacher DIR "
+                "(a pusa-tiny v1 folder)") from exc
+        tmp = folder / "src.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            archive.extractall(tmp, filter="data")
+        shutil.rmtree(src, ignore_errors=True)
+        tmp.rename(src)
+    log.info("teacher: building pusa-tiny v1 from commit %s in %s", TEACHER_COMMIT[:10], src)
+    subprocess.run([sys.executable, "-m", "pusa.training.build_tiny", "--work", str(folder / "work"),
+                    "--out", str(out), "--seed", str(seed), *extra_args],
+                   cwd=src, env={**os.environ, "PYTHONPATH": str(src)}, check=True)
+    return out
+
+
+def build(work: Path, out: Path, *, seed: int = 0, teacher: Path | None = None,
+          vae_steps: tuple[int, ...] | None = None, decoder_steps: tuple[int, ...] | None = None,
+          clips: int = CLIPS, vta_steps: int = VTA_STEPS, batch: int = 16, only: str = "all") -> dict:
     """Run every missing stage (of ``only``'s group); returns timings (seconds) per stage.
 
-    ``init_from`` (an earlier pusa-tiny folder) starts the VAE and the T2V DiT from its weights
-    instead of from random ones: a fine-tune for when a from-scratch build does not fit the time.
-    The VTA LoRA is always new. ``only="decoder"`` or ``"dit"`` stops after that branch (module doc).
+    ``teacher`` (a pusa-tiny v1 folder) skips stage 0. ``only="decoder"`` or ``"dit"`` stops after
+    that branch (module doc).
     """
     if only not in STAGE_GROUPS:
         raise ValueError(f"only: {only!r} is not allowed; expected one of {', '.join(STAGE_GROUPS)}")
@@ -72,8 +114,11 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | 
 
     t0 = time.time()
     if not (work / "vae_base" / "config.json").is_file():
-        init_vae = AutoencoderKLWan.from_pretrained(str(init_from / "vae")) if init_from else None
-        vae = tiny.build_vae(seed, phase_steps=vae_steps, init=init_vae)
+        teacher = teacher or build_teacher(work / "teacher", seed=seed)
+        timings["teacher"] = time.time() - t0
+        t0 = time.time()
+        vae = tiny.build_vae(seed, phase_steps=vae_steps,
+                             teacher=AutoencoderKLWan.from_pretrained(str(teacher / "vae")))
         _save_atomically(vae, work / "vae_base")
     vae = AutoencoderKLWan.from_pretrained(str(work / "vae_base")).eval()
     timings["vae_base"] = time.time() - t0
@@ -93,24 +138,11 @@ def build(work: Path, out: Path, *, seed: int = 0, vae_steps: tuple[int, ...] | 
     if not (work / "data" / "metadata.jsonl").is_file():
         synthetic.make_dataset(work / "data", clips, seed=seed + 100, width=tiny.WIDTH, height=tiny.HEIGHT,
                                frames=tiny.FRAMES)
-    if not (work / "data_t2v" / "metadata.jsonl").is_file():
-        synthetic.make_dataset(work / "data_t2v", clips, seed=seed + 200, width=tiny.WIDTH, height=tiny.HEIGHT,
-                               frames=tiny.FRAMES, scene_share=T2V_SCENE_SHARE)
     timings["data"] = time.time() - t0
 
-    if not (work / "base" / "model_index.json").is_file():
-        init_dit = WanTransformer3DModel.from_pretrained(str(init_from / "transformer")) if init_from else None
-        tiny.write_base_model(work / "base", vae, seed=seed, transformer=init_dit)
-
-    t0 = time.time()
-    if not (work / "t2v" / "transformer" / "config.json").is_file():
-        train(TrainConfig(model=str(work / "base"), data=str(work / "data_t2v"), output=str(work / "t2v"), mode="full",
-                          timestep_mode="uniform", learning_rate=t2v_lr, lr_schedule="cosine", warmup_steps=100,
-                          steps=t2v_steps, batch_size=batch, caption_dropout=0.1, checkpoint_every=500,
-                          seed=seed, resume=True, negative_prompts=negatives))
-    timings["t2v"] = time.time() - t0
     if not (work / "base_t2v" / "model_index.json").is_file():
-        dit = WanTransformer3DModel.from_pretrained(str(work / "t2v" / "transformer"))
+        teacher = teacher or build_teacher(work / "teacher", seed=seed)
+        dit = WanTransformer3DModel.from_pretrained(str(teacher / "transformer"))
         tiny.write_base_model(work / "base_t2v", vae, seed=seed, transformer=dit, label=LABEL)
 
     t0 = time.time()
@@ -201,11 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="'decoder' or 'dit': run only that branch (both need the VAE stage; run them side by side, "
                         "then once more without --only to write the model)")
     p.add_argument("--clips", type=int, default=CLIPS)
-    p.add_argument("--t2v-steps", type=int, default=T2V_STEPS)
     p.add_argument("--vta-steps", type=int, default=VTA_STEPS)
-    p.add_argument("--t2v-lr", type=float, default=5e-4, help="peak learning rate of the T2V stage")
-    p.add_argument("--init-from", default=None, metavar="DIR",
-                   help="start the VAE and T2V DiT from this earlier pusa-tiny folder (a fine-tune, not a rebuild)")
+    p.add_argument("--teacher", default=None, metavar="DIR",
+                   help="an existing pusa-tiny v1 folder instead of building it from commit "
+                        f"{TEACHER_COMMIT[:10]} (stage 0)")
     a = p.parse_args(argv)
     from pusa.training.tiny import DECODER_PHASES, VAE_PHASES
 
@@ -214,11 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.decoder_steps and len(a.decoder_steps) != len(DECODER_PHASES):
         p.error(f"--decoder-steps: give {len(DECODER_PHASES)} numbers (one per decoder phase), "
                 f"got {len(a.decoder_steps)}")
+    teacher = Path(a.teacher) if a.teacher else None
+    if teacher is not None and not all((teacher / part / "config.json").is_file() for part in ("vae", "transformer")):
+        p.error(f"--teacher: {teacher} is not a pusa-tiny folder (expected vae/config.json and transformer/config.json)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None,
-          decoder_steps=tuple(a.decoder_steps) if a.decoder_steps else None, clips=a.clips,
-          t2v_steps=a.t2v_steps, vta_steps=a.vta_steps, t2v_lr=a.t2v_lr,
-          init_from=Path(a.init_from) if a.init_from else None, only=a.only)
+    try:
+        build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None,
+              decoder_steps=tuple(a.decoder_steps) if a.decoder_steps else None, clips=a.clips,
+              vta_steps=a.vta_steps, teacher=teacher, only=a.only)
+    except TeacherUnavailable as exc:
+        print(f"build_pusa_tiny: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

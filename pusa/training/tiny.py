@@ -16,6 +16,7 @@ T5's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -140,7 +141,8 @@ def _clip_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.nda
 def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, crop: int = 32, lr: float = 2e-4,
               posterior: str = "mode", kl_weight: float = 1e-7, latent_noise: float = 0.05, fg_weight: float = 0.0,
               encoder: bool = True, bank_size: int = 300, bank: np.ndarray | None = None,
-              pictures: np.ndarray | None = None) -> list[float]:
+              pictures: np.ndarray | None = None, teacher=None, teacher_bank: np.ndarray | None = None,
+              distill_weight: float = 2.0) -> list[float]:
     """Train the VAE as an autoencoder on random crops of varied synthetic clips; returns the loss curve.
 
     Crops of ``crop`` px and ``frames`` frames (1 + 4k, so the causal first-frame path and the
@@ -158,6 +160,12 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     phases instead: thousands of distinct pictures cost what a few hundred clips do, and a VAE that
     must reconstruct any picture needs many more pictures than clips. The learning rate warms up,
     then follows a cosine to 5%.
+
+    ``teacher`` (a VAE a DiT was trained on) keeps that DiT's latent space: every step adds half a
+    batch of ``teacher_bank`` clips (shapes on black, the DiT's world, from :func:`_black_bank`),
+    and on those the encoder's mean must equal the teacher's, in the teacher's normalised units
+    (``distill_weight`` x mean squared difference). Elsewhere the encoder is free to keep what the
+    teacher loses (:func:`build_vae`).
 
     Single frames train through :func:`pusa.training.vae_fit.first_frames_as_2d` (exact, 2.5x
     faster) and every loss is taken before diffusers' output clamp
@@ -179,11 +187,12 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     vae.train()
     losses = []
     t0 = time.time()
-    with first_frames_as_2d(vae):
+    distill = None if teacher is None else _Distillation(teacher, teacher_bank, distill_weight, max(1, batch // 2))
+    with first_frames_as_2d(vae), (first_frames_as_2d(teacher) if teacher is not None else contextlib.nullcontext()):
         for step in range(steps):
             losses.append(_vae_step(vae, bank, rng, opt, params, batch=batch, frames=frames, crop=crop,
                                     posterior=posterior, kl_weight=kl_weight, latent_noise=latent_noise,
-                                    fg_weight=fg_weight, encoder=encoder))
+                                    fg_weight=fg_weight, encoder=encoder, distill=distill))
             sched.step()
             if step % 50 == 0 or step == steps - 1:
                 log.info("vae step %d/%d loss %.4f (%.0f s)", step + 1, steps, np.mean(losses[-50:]),
@@ -192,15 +201,40 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     return losses
 
 
+class _Distillation:
+    """The teacher side of :func:`train_vae`: its clips, its frozen encoder and its latent units."""
+
+    def __init__(self, teacher, bank: np.ndarray | None, weight: float, batch: int):
+        if bank is None:
+            raise ValueError("teacher_bank: a teacher needs the clips of its DiT's world (tiny._black_bank)")
+        self.teacher, self.bank, self.weight, self.batch = teacher.eval().requires_grad_(False), bank, weight, batch
+        self.std = torch.tensor(teacher.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+
+    def loss(self, mean: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """``weight`` x the mean squared difference from the teacher's latent mean, in its normalised units."""
+        with torch.no_grad():
+            target = self.teacher.encode(xb).latent_dist.mode()
+        return self.weight * ((mean - target) / self.std).pow(2).mean()
+
+
+def _crops(bank: np.ndarray, rng: np.random.Generator, n: int, frames: int, crop: int) -> torch.Tensor:
+    """``n`` random crops of ``frames`` frames and ``crop`` px from a (N, 3, T, H, W) bank."""
+    idx = rng.integers(0, len(bank), size=n)
+    t = rng.integers(0, bank.shape[2] - frames + 1, size=n)
+    y = rng.integers(0, bank.shape[3] - crop + 1, size=n)
+    x = rng.integers(0, bank.shape[4] - crop + 1, size=n)
+    return torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
+                                      for i, a, b, c in zip(idx, t, y, x)]))
+
+
 def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, batch: int, frames: int, crop: int,
-              posterior: str, kl_weight: float, latent_noise: float, fg_weight: float, encoder: bool) -> float:
-    """One optimiser step of :func:`train_vae` on a random batch of crops from ``bank``; returns the loss."""
-    idx = rng.integers(0, len(bank), size=batch)
-    t = rng.integers(0, bank.shape[2] - frames + 1, size=batch)
-    y = rng.integers(0, bank.shape[3] - crop + 1, size=batch)
-    x = rng.integers(0, bank.shape[4] - crop + 1, size=batch)
-    xb = torch.from_numpy(np.stack([bank[i, :, a:a + frames, b:b + crop, c:c + crop]
-                                    for i, a, b, c in zip(idx, t, y, x)]))
+              posterior: str, kl_weight: float, latent_noise: float, fg_weight: float, encoder: bool,
+              distill: _Distillation | None = None) -> float:
+    """One optimiser step of :func:`train_vae` on a random batch of crops from ``bank`` (plus the
+    teacher's clips when distilling); returns the loss."""
+    xb = _crops(bank, rng, batch, frames, crop)
+    if distill is not None:
+        xb = torch.cat([xb, _crops(distill.bank, rng, distill.batch, frames, crop)])
     with torch.set_grad_enabled(encoder):
         post = vae.encode(xb).latent_dist
     if posterior == "sample":
@@ -215,6 +249,8 @@ def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, b
     loss = (weight * (err.abs() + 2.0 * err.pow(2))).mean()
     if posterior == "sample" and encoder:
         loss = loss + kl_weight * post.kl().mean()
+    if distill is not None and encoder:
+        loss = loss + distill.loss(post.mode()[batch:], xb[batch:])
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -232,14 +268,15 @@ def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, b
 #    mean-colour plateau at that rate and crawl at 2e-4 (docs/training.md);
 # 2.-4. 9-, 17-, then 33-frame clips (the first frame + 2, 4, 8 four-frame chunks): the causal
 #    caches carry errors from chunk to chunk, and a VAE trained on shorter clips than it decodes
-#    drifts (colour and shape) after the last trained chunk.
+#    drifts (colour and shape) after the last trained chunk. With a teacher (``build_vae``) these
+#    phases also match its latents of whole clips, the DiT's frames 1-8, so they are longer.
 # After these the encoder is frozen: the latent statistics are measured and the DiT stages train on
 # its latents, while :data:`DECODER_PHASES` go on sharpening the decoder (the same two kinds of
 # data), which changes no latent the DiT reads, so the two can run side by side.
 VAE_PHASES: tuple[dict, ...] = (
     dict(steps=6000, frames=1, crop=64, batch=8, lr=5e-4, seed_offset=40),
-    dict(steps=300, frames=9, crop=48, batch=4, lr=1e-4, seed_offset=41),
-    dict(steps=300, frames=17, crop=32, batch=4, lr=1e-4, seed_offset=42),
+    dict(steps=600, frames=9, crop=48, batch=4, lr=1e-4, seed_offset=41),
+    dict(steps=400, frames=17, crop=32, batch=4, lr=1e-4, seed_offset=42),
     dict(steps=200, frames=33, crop=32, batch=2, lr=5e-5, seed_offset=43),
 )
 DECODER_PHASES: tuple[dict, ...] = (
@@ -253,7 +290,16 @@ VAE_BANK_CLIPS = 300  # varied clips rendered once per stage for the clip phases
 VAE_BANK_PICTURES = 4000  # distinct single pictures for the single-frame phases (0.2 GB)
 
 
-def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str) -> None:
+def _black_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.ndarray:
+    """``n`` shapes-on-black clips (``synthetic.random_clip``, the T2V base's world) as :func:`_clip_bank` lays them out."""
+    from pusa.training.synthetic import random_clip
+
+    arr = np.stack([random_clip(rng, WIDTH, HEIGHT, frames).frames for _ in range(n)]).astype(np.float32) / 127.5 - 1.0
+    return arr.transpose(0, 4, 1, 2, 3).copy()
+
+
+def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str,
+                **extra) -> None:
     if phase_steps is not None and len(phase_steps) != len(phases):
         raise ValueError(f"phase_steps: expected {len(phases)} numbers, got {len(phase_steps)}")
     steps = phase_steps if phase_steps is not None else tuple(p["steps"] for p in phases)
@@ -265,20 +311,30 @@ def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int
         kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
         kwargs["steps"] = steps[i]
         log.info("%s phase %d/%d: %s", what, i + 1, len(phases), kwargs)
-        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, pictures=pictures, **kwargs)
+        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, pictures=pictures, **kwargs, **extra)
 
 
-def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, init=None):
+def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, teacher=None):
     """The pusa-tiny VAE before its decoder phases: every phase of :data:`VAE_PHASES`, then the latent statistics.
 
     ``phase_steps`` overrides the number of steps of each phase (same length as ``VAE_PHASES``).
-    ``init`` (a VAE of the same shape) is fine-tuned instead of a fresh one; its latent statistics
-    are kept, so a DiT trained on its latents still reads them in the same normalised space.
+
+    ``teacher`` (the VAE a DiT was trained on) makes the new VAE's latents of shapes on black the
+    teacher's (:func:`train_vae`) and gives it the teacher's latent statistics. Why: the DiT then
+    keeps everything it learned (its motion, its LoRA's keyframe paths) with a VAE that also
+    encodes and decodes backgrounds the teacher never saw; retraining a DiT on a new latent space
+    lost that motion (docs/training.md, candidates A-E). The architectures may differ (the
+    teacher has Wan2.1's plain blocks, the new VAE :data:`BUILD_VAE_CONFIG`'s residual ones): only
+    the latents must agree.
     """
-    vae = init if init is not None else make_vae(seed, **BUILD_VAE_CONFIG)
-    _run_phases(vae, VAE_PHASES, seed, phase_steps, "vae")
-    if init is None:
+    vae = make_vae(seed, **BUILD_VAE_CONFIG)
+    if teacher is None:
+        _run_phases(vae, VAE_PHASES, seed, phase_steps, "vae")
         set_latent_stats(vae, seed=seed + 1)
+        return vae
+    black = _black_bank(np.random.default_rng(seed + 9), VAE_BANK_CLIPS)
+    _run_phases(vae, VAE_PHASES, seed, phase_steps, "vae", teacher=teacher, teacher_bank=black)
+    vae.register_to_config(latents_mean=list(teacher.config.latents_mean), latents_std=list(teacher.config.latents_std))
     return vae
 
 

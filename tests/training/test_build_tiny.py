@@ -15,9 +15,16 @@ from pusa.training import build_tiny, tiny
 from pusa.training.trainer import LORA_FILE
 
 
+def _toy_teacher(folder):
+    """A pusa-tiny-shaped folder standing in for v1 (stage 0): a plain-block VAE with latent statistics, a DiT."""
+    vae = tiny.make_vae(4)
+    vae.register_to_config(latents_mean=[0.1] * 16, latents_std=[0.7] * 16)
+    return tiny.write_base_model(folder, vae, seed=3)
+
+
 def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     import torch
-    from diffusers import AutoencoderKLWan
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from pusa.pipeline import PusaPipeline
     from pusa.settings import GenerationSettings
@@ -27,9 +34,10 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     monkeypatch.setattr(build_tiny, "recorded_eval_config", lambda model: EvalConfig(
         model=str(model), alphas=(1.4,), multipliers=(0.2,), tasks=("i2v",), cases=1, steps=2, ood_cases=1,
         ood_kinds=("photo",), vae_sizes=((64, 64),), vae_cases=1))
+    monkeypatch.setattr(tiny, "VAE_BANK_CLIPS", 2)  # the teacher's shapes on black, rendered for 1 step a phase
 
-    work, out = tmp_path / "work", tmp_path / "pusa-tiny"
-    args = ["--work", str(work), "--out", str(out), "--seed", "3", "--clips", "3", "--t2v-steps", "2",
+    work, out, teacher = tmp_path / "work", tmp_path / "pusa-tiny", _toy_teacher(tmp_path / "teacher")
+    args = ["--work", str(work), "--out", str(out), "--seed", "3", "--clips", "3", "--teacher", str(teacher),
             "--vta-steps", "2", "--vae-steps", *(["1"] * len(tiny.VAE_PHASES)),
             "--decoder-steps", *(["2"] * len(tiny.DECODER_PHASES))]
     # the two branches after the VAE stage, as two processes would run them side by side
@@ -37,12 +45,9 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     assert (work / "vae" / "config.json").is_file() and not (work / "data").exists() and not out.exists()
     assert build_tiny.main(args + ["--only", "dit"]) == 0
     assert (work / "vta" / LORA_FILE).is_file() and not out.exists()
-    # the T2V base trains on shapes on black only (its own data and latent cache), the LoRA on the scene mix
-    base_rows = [json.loads(r) for r in (work / "data_t2v" / "metadata.jsonl").read_text().splitlines()]
-    assert len(base_rows) == 3 and {r["background"] for r in base_rows} == {"black"}
-    assert list((work / "data_t2v" / ".pusa_cache").iterdir()) and list((work / "data" / ".pusa_cache").iterdir())
+    assert list((work / "data" / ".pusa_cache").iterdir()) and not (work / "teacher").exists()
     stage_outputs = (work / "vae_base" / "config.json", work / "vae" / "config.json",
-                     work / "t2v" / "transformer" / "config.json", work / "vta" / LORA_FILE)
+                     work / "base_t2v" / "transformer" / "config.json", work / "vta" / LORA_FILE)
     stamps = {p: p.stat().st_mtime_ns for p in stage_outputs}
     assert build_tiny.main(args) == 0  # writes the model from both branches, training nothing again
 
@@ -61,8 +66,12 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     assert all(torch.equal(shipped[k], base[k]) for k in base if k.startswith(("encoder.", "quant_conv."))), \
         "the DiT's latent space: the encoder it was trained on"
     assert any(not torch.equal(shipped[k], base[k]) for k in base if k.startswith("decoder."))
-    assert json.loads((out / "vae" / "config.json").read_text())["latents_mean"] == \
-        json.loads((work / "vae_base" / "config.json").read_text())["latents_mean"]
+    shipped_config = json.loads((out / "vae" / "config.json").read_text())
+    assert shipped_config["is_residual"] and shipped_config["latents_mean"] == [0.1] * 16, \
+        "the residual VAE in the teacher's normalised latent space"
+    dit, teacher_dit = (WanTransformer3DModel.from_pretrained(str(d / "transformer")).state_dict()
+                        for d in (out, teacher))
+    assert all(torch.equal(dit[k], teacher_dit[k]) for k in teacher_dit), "the base DiT is the teacher's"
 
     assert build_tiny.main(args) == 0  # resumable: every stage's output exists, nothing is retrained
     for p, stamp in stamps.items():
@@ -92,17 +101,68 @@ def test_new_caption_words_keep_the_ids_and_features_of_the_first_vocabulary():
     assert grown["shared.weight"][tiny.FIRST_VOCAB:].std() > 0.1 * first["shared.weight"].std()
 
 
-def test_vae_fine_tune_starts_from_the_given_weights_and_keeps_its_latent_space(monkeypatch):
+def test_a_missing_teacher_commit_is_a_clear_error_that_names_the_way_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(build_tiny, "TEACHER_COMMIT", "0" * 40)
+    assert build_tiny.main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "0000000000" in err and "--teacher DIR" in err and "git fetch --unshallow" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "w" / "teacher" / "src").exists()
+    with pytest.raises(SystemExit) as exit_info:  # a --teacher folder that is not a model
+        build_tiny.main(["--work", str(tmp_path / "w"), "--teacher", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--teacher" in capsys.readouterr().err
+
+
+def _has_teacher_commit() -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(build_tiny.REPO_ROOT), "cat-file", "-e", build_tiny.TEACHER_COMMIT],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _has_teacher_commit(), reason="a shallow clone: the teacher's commit is not in its history")
+def test_the_teacher_is_built_by_its_own_commits_recipe(tmp_path):
+    """Stage 0 checks out v1's recipe and runs its one command (toy steps here), in a process of its own."""
+    from diffusers import AutoencoderKLWan
+
+    out = build_tiny.build_teacher(tmp_path / "teacher", seed=3, extra_args=(
+        "--clips", "2", "--t2v-steps", "1", "--vta-steps", "1", "--vae-steps", "1", "1", "1", "1", "1"))
+    assert (tmp_path / "teacher" / "src" / "pusa" / "training" / "build_tiny.py").is_file()
+    assert not AutoencoderKLWan.load_config(str(out / "vae"))["is_residual"], "v1's plain-block VAE"
+    assert (out / "transformer" / "config.json").is_file()
+    stamp = (out / "model_index.json").stat().st_mtime_ns
+    assert build_tiny.build_teacher(tmp_path / "teacher", seed=3) == out  # done: not built again
+    assert (out / "model_index.json").stat().st_mtime_ns == stamp
+
+
+def test_distillation_pulls_the_latents_of_shapes_on_black_to_the_teachers():
+    """With a teacher the encoder's means of its clips move towards the teacher's (and stay put without one)."""
+    import numpy as np
     import torch
 
-    monkeypatch.setattr(tiny, "VAE_PHASES", tuple(dict(p, crop=16, batch=2) for p in tiny.VAE_PHASES))
-    init = tiny.make_vae(5)
-    init.register_to_config(latents_mean=[0.5] * 16, latents_std=[2.0] * 16)
-    before = {k: v.clone() for k, v in init.state_dict().items()}
-    vae = tiny.build_vae(0, phase_steps=(1,) + (0,) * (len(tiny.VAE_PHASES) - 1), init=init)
-    assert vae is init and list(vae.config.latents_mean) == [0.5] * 16 and list(vae.config.latents_std) == [2.0] * 16
-    changed = [k for k, v in vae.state_dict().items() if not torch.equal(v, before[k])]
-    assert changed, "one fine-tuning step changes the weights"
+    teacher = tiny.make_vae(4).eval()
+    teacher.register_to_config(latents_mean=[0.0] * 16, latents_std=[0.5] * 16)
+    black = tiny._black_bank(np.random.default_rng(0), 4, frames=1)
+    pictures = tiny._clip_bank(np.random.default_rng(1), 4, frames=1)
+    probe = torch.from_numpy(black[:3, :, :, :32, :32])
+
+    def distance(vae) -> float:
+        with torch.no_grad():
+            return float((vae.encode(probe).latent_dist.mode() - teacher.encode(probe).latent_dist.mode()).pow(2).mean())
+
+    seen = []  # what the teacher is asked to encode: the half batch of its own world, never the varied pictures
+    encode = teacher.encode
+    teacher.encode = lambda x: seen.append(x) or encode(x)
+    far = {}
+    for with_teacher in (True, False):
+        student = tiny.make_vae(5, **tiny.BUILD_VAE_CONFIG)
+        start = distance(student)
+        tiny.train_vae(student, seed=0, steps=25, batch=4, frames=1, crop=32, lr=2e-3, pictures=pictures,
+                       teacher=teacher if with_teacher else None, teacher_bank=black, distill_weight=20.0)
+        far[with_teacher] = distance(student) / start
+    assert far[True] < 0.5 and far[True] < 0.5 * far[False], far
+    steps = [x for x in seen if x.shape[0] != len(probe)]
+    assert len(steps) == 25 and all(x.shape[0] == 2 for x in steps), "half a batch of 4 a step"
+    assert all((x == -1).float().mean() > 0.7 for x in steps), "the teacher only sees shapes on black"
 
 
 def test_decoder_phases_change_no_latent(monkeypatch):
