@@ -44,7 +44,7 @@ from pathlib import Path
 log = logging.getLogger("pusa.training.build_tiny")
 
 LORA_NAME = "pusa_tiny_lora.safetensors"
-CLIPS, VTA_STEPS = 600, 3000
+CLIPS, VTA_STEPS = 600, 6000
 LABEL = "pusa-tiny (bundled demo: synthetic scenes and moving shapes, 64x64, 33 frames)"
 # pusa-tiny v1 (2026-11-24, "rebuilt with the one documented command"): its DiT is the base of this
 # build. Training a new base on a VAE for any picture lost its motion (docs/training.md, candidates
@@ -127,8 +127,10 @@ def build(work: Path, out: Path, *, seed: int = 0, teacher: Path | None = None,
     if only in ("all", "decoder"):
         t0 = time.time()
         if not (work / "vae" / "config.json").is_file():
+            teacher = teacher or build_teacher(work / "teacher", seed=seed)
             sharp = tiny.sharpen_decoder(AutoencoderKLWan.from_pretrained(str(work / "vae_base")), seed,
-                                         phase_steps=decoder_steps)
+                                         phase_steps=decoder_steps,
+                                         teacher=AutoencoderKLWan.from_pretrained(str(teacher / "vae")))
             _save_atomically(sharp, work / "vae")
         timings["vae"] = time.time() - t0
         if only == "decoder":

@@ -4,7 +4,8 @@ Every row is one request through the real engine (``PusaPipeline.generate``) wit
 the input picture(s) first, then frames 0, 8, 16, 24 and 32 of the output, each scaled 3x with
 nearest-neighbour so the 64 px frames stay honest. The inputs are pictures the model never saw in
 training (held-out kinds of ``pusa.training.scenes``: the studio's sunrise example, a photo-like
-navy sky + green ground + red ball, a smooth natural-like field) plus one text-to-video prompt.
+navy sky + green ground + red ball, a smooth natural-like field) plus the studio's first
+text-to-video example.
 
 Run: ``python -m pusa.training.contact_sheet docs/images/pusa_tiny_contact_sheet.png [--model DIR]``
 """
@@ -40,8 +41,8 @@ def _rows(width: int, height: int, frames: int) -> list[dict]:
          "prompt": field.caption},
         {"label": "keyframes  sunrise\nstart -> end", "task": "keyframes",
          "images": [studio.frames[0], studio_end.frames[0]], "prompt": "a large yellow circle moving up slow"},
-        {"label": "t2v\na large red circle moving\nright slow", "task": "t2v", "images": [],
-         "prompt": "a large red circle moving right slow"},
+        {"label": "t2v (the studio's example)\na large green circle moving\nright fast", "task": "t2v",
+         "images": [], "prompt": "a large green circle moving right fast"},
     ]
 
 

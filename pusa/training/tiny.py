@@ -165,7 +165,10 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     batch of ``teacher_bank`` clips (shapes on black, the DiT's world, from :func:`_black_bank`),
     and on those the encoder's mean must equal the teacher's, in the teacher's normalised units
     (``distill_weight`` x mean squared difference). Elsewhere the encoder is free to keep what the
-    teacher loses (:func:`build_vae`).
+    teacher loses (:func:`build_vae`). With ``encoder=False`` the decoder draws those clips from
+    the teacher's own latents instead: the new encoder matches them only to about 0.1 (first
+    frame) to 0.25 (later frames) of their std, and the DiT generates the teacher's latents, so a
+    decoder that only ever saw the new encoder's turned the later frames' colours (red to cyan).
 
     Single frames train through :func:`pusa.training.vae_fit.first_frames_as_2d` (exact, 2.5x
     faster) and every loss is taken before diffusers' output clamp
@@ -210,11 +213,14 @@ class _Distillation:
         self.teacher, self.bank, self.weight, self.batch = teacher.eval().requires_grad_(False), bank, weight, batch
         self.std = torch.tensor(teacher.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
 
+    @torch.no_grad()
+    def latents(self, xb: torch.Tensor) -> torch.Tensor:
+        """The teacher's latent means of ``xb``: what its DiT was trained on, and so what it generates."""
+        return self.teacher.encode(xb).latent_dist.mode()
+
     def loss(self, mean: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """``weight`` x the mean squared difference from the teacher's latent mean, in its normalised units."""
-        with torch.no_grad():
-            target = self.teacher.encode(xb).latent_dist.mode()
-        return self.weight * ((mean - target) / self.std).pow(2).mean()
+        return self.weight * ((mean - self.latents(xb)) / self.std).pow(2).mean()
 
 
 def _crops(bank: np.ndarray, rng: np.random.Generator, n: int, frames: int, crop: int) -> torch.Tensor:
@@ -241,6 +247,8 @@ def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, b
         z = post.sample()
     else:
         z = post.mode()
+        if distill is not None and not encoder:  # the decoder learns to draw the teacher's latents
+            z = torch.cat([z[:batch], distill.latents(xb[batch:])])
         if latent_noise > 0:
             z = z + latent_noise * z.detach().std() * torch.randn_like(z)
     rec = decode_unclamped(vae, z)
@@ -282,9 +290,11 @@ VAE_PHASES: tuple[dict, ...] = (
 DECODER_PHASES: tuple[dict, ...] = (
     # 32 px crops: a step costs a quarter of a full frame's and, per second, the decoder learns
     # faster (docs/training.md); the DiT stages run beside it, so this may take as long as they do
-    dict(steps=10000, frames=1, crop=32, batch=8, lr=2e-4, encoder=False, seed_offset=50),
-    dict(steps=300, frames=9, crop=48, batch=4, lr=5e-5, encoder=False, seed_offset=51),
-    dict(steps=200, frames=33, crop=32, batch=2, lr=3e-5, encoder=False, seed_offset=52),
+    dict(steps=10000, frames=1, crop=32, batch=8, lr=2e-4, encoder=False, teacher=False, seed_offset=50),
+    dict(steps=300, frames=9, crop=48, batch=4, lr=5e-5, encoder=False, teacher=False, seed_offset=51),
+    dict(steps=200, frames=33, crop=32, batch=2, lr=3e-5, encoder=False, teacher=False, seed_offset=52),
+    # with a teacher (``sharpen_decoder``): whole clips, shapes on black drawn from its latents
+    dict(steps=400, frames=33, crop=32, batch=4, lr=5e-5, encoder=False, teacher=True, seed_offset=53),
 )
 VAE_BANK_CLIPS = 300  # varied clips rendered once per stage for the clip phases (300 x 33 frames: 0.5 GB)
 VAE_BANK_PICTURES = 4000  # distinct single pictures for the single-frame phases (0.2 GB)
@@ -299,7 +309,8 @@ def _black_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.nd
 
 
 def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str,
-                **extra) -> None:
+                teacher=None, teacher_bank: np.ndarray | None = None) -> None:
+    """Every phase in order; the teacher (with its clips) joins the phases whose ``teacher`` key is not False."""
     if phase_steps is not None and len(phase_steps) != len(phases):
         raise ValueError(f"phase_steps: expected {len(phases)} numbers, got {len(phase_steps)}")
     steps = phase_steps if phase_steps is not None else tuple(p["steps"] for p in phases)
@@ -308,10 +319,14 @@ def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int
     bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, samples[False])))
     pictures = _clip_bank(np.random.default_rng(seed + 8), max(1, min(VAE_BANK_PICTURES, samples[True])), frames=1)
     for i, phase in enumerate(phases):
-        kwargs = {k: v for k, v in phase.items() if k != "seed_offset"}
+        kwargs = {k: v for k, v in phase.items() if k not in ("seed_offset", "teacher")}
         kwargs["steps"] = steps[i]
-        log.info("%s phase %d/%d: %s", what, i + 1, len(phases), kwargs)
-        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, pictures=pictures, **kwargs, **extra)
+        with_teacher = teacher is not None and phase.get("teacher", True)
+        log.info("%s phase %d/%d%s: %s", what, i + 1, len(phases), " (with the teacher)" if with_teacher else "",
+                 kwargs)
+        if with_teacher:
+            kwargs.update(teacher=teacher, teacher_bank=teacher_bank)
+        train_vae(vae, seed=seed + phase["seed_offset"], bank=bank, pictures=pictures, **kwargs)
 
 
 def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, teacher=None):
@@ -338,10 +353,15 @@ def build_vae(seed: int, phase_steps: tuple[int, ...] | None = None, teacher=Non
     return vae
 
 
-def sharpen_decoder(vae, seed: int, phase_steps: tuple[int, ...] | None = None):
-    """:data:`DECODER_PHASES` on ``vae``: the encoder, its latent statistics and so every latent stay as they are."""
+def sharpen_decoder(vae, seed: int, phase_steps: tuple[int, ...] | None = None, teacher=None):
+    """:data:`DECODER_PHASES` on ``vae``: the encoder, its latent statistics and so every latent stay as they are.
+
+    With ``teacher`` (the VAE of :func:`build_vae`) its last phase also draws shapes on black from
+    the teacher's latents (:func:`train_vae`).
+    """
     before = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
-    _run_phases(vae, DECODER_PHASES, seed, phase_steps, "decoder")
+    black = None if teacher is None else _black_bank(np.random.default_rng(seed + 10), VAE_BANK_CLIPS)
+    _run_phases(vae, DECODER_PHASES, seed, phase_steps, "decoder", teacher=teacher, teacher_bank=black)
     assert all(torch.equal(v, before[k]) for k, v in vae.encoder.state_dict().items()), "the encoder must stay frozen"
     return vae
 

@@ -178,3 +178,32 @@ def test_decoder_phases_change_no_latent(monkeypatch):
     with torch.no_grad():
         assert torch.equal(vae.encode(clip).latent_dist.mode(), latents)
         assert not torch.allclose(vae.decode(latents).sample, decoded), "the decoder was trained"
+
+
+def test_a_decoder_phase_with_a_teacher_draws_its_shapes_from_the_teachers_latents(monkeypatch):
+    """What the DiT generates are the teacher's latents: with the encoder frozen, the decoder is
+    trained to draw the teacher's world from exactly those (and everything else from its own)."""
+    import numpy as np
+    import torch
+
+    teacher = tiny.make_vae(4).eval()
+    teacher.register_to_config(latents_mean=[0.0] * 16, latents_std=[0.5] * 16)
+    black = tiny._black_bank(np.random.default_rng(0), 4, frames=1)
+    pictures = tiny._clip_bank(np.random.default_rng(1), 4, frames=1)
+    student = tiny.make_vae(5, **tiny.BUILD_VAE_CONFIG)
+    encoder = {k: v.clone() for k, v in student.encoder.state_dict().items()}
+    decoded, shown = [], []
+    decode = tiny.decode_unclamped
+    monkeypatch.setattr(tiny, "decode_unclamped", lambda vae, z: decoded.append(z.detach()) or decode(vae, z))
+    encode = teacher.encode
+    teacher.encode = lambda x: shown.append(x) or encode(x)
+    tiny.train_vae(student, seed=0, steps=3, batch=4, frames=1, crop=32, pictures=pictures, latent_noise=0.0,
+                   encoder=False, teacher=teacher, teacher_bank=black)
+    assert len(decoded) == len(shown) == 3
+    for z, x in zip(decoded, shown):
+        assert z.shape[0] == 6 and x.shape[0] == 2 and (x == -1).float().mean() > 0.7
+        with torch.no_grad():
+            assert torch.allclose(z[4:], encode(x).latent_dist.mode(), atol=1e-4), "the teacher's latents of its shapes"
+            own = student.encode(x).latent_dist.mode()
+        assert not torch.allclose(z[4:], own)
+    assert all(torch.equal(v, encoder[k]) for k, v in student.encoder.state_dict().items())

@@ -13,23 +13,23 @@ import pytest
 from pusa.bundled import BUNDLED_DIR
 
 # Measured on this exact subset (2 cases, alpha 0 / 1.4, multiplier 0.2, 8 steps), eval.json:
-#   alpha 1.4: i2v PSNR 33.2, i2v traj 19.3, key PSNR 27.4, key end 1.3, key traj 7.4 (px)
-#   alpha 0:   i2v traj 28.0, key end 2.0, key traj 20.3
-#   held out (fields / photo / studio), alpha 1.4: frame 0 20.3 / 23.8 / 25.8 dB, background kept
-#   14.3 / 18.6 / 14.8 dB (alpha 0: 5.8 / 11.2 / 4.9); VAE 25.8 / 27.8 / 28.5 dB
+#   alpha 1.4: i2v PSNR 32.8, i2v traj 18.1, key PSNR 27.5, key end 1.5, key traj 4.0 (px)
+#   alpha 0:   i2v traj 28.3, key end 1.6, key traj 19.6
+#   held out (fields / photo / studio), alpha 1.4: frame 0 20.4 / 23.7 / 25.2 dB, background kept
+#   15.5 / 19.8 / 16.7 dB (alpha 0: 5.7 / 11.2 / 4.8); VAE 25.8 / 27.5 / 28.3 dB
 # Bounds leave room for other CPUs/BLAS builds; they still fail if the LoRA stops working.
 # The keyframe *end* error is not compared with the base: at a low multiplier the end latent is
 # (nearly) pinned, and the VAE decodes it faithfully whatever the DiT made of the frames before
-# it, so the base hits it too (2.0 px). The path between keyframes is what VTA buys.
+# it, so the base hits it too (1.6 px). The path between keyframes is what VTA buys.
 THRESHOLDS = {
     "lora": {
         "i2v.cond_psnr": (">=", 28.0),
         "keyframes.cond_psnr": (">=", 24.0),
         "keyframes.end_err": ("<=", 4.0),
-        "keyframes.traj_err": ("<=", 10.0),
+        "keyframes.traj_err": ("<=", 8.0),
         "i2v.traj_err": ("<=", 22.0),
     },
-    # LoRA must beat the base (alpha 0) by at least this many px (measured: 12.8, 8.7).
+    # LoRA must beat the base (alpha 0) by at least this many px (measured: 15.6, 10.2).
     "better_than_base": {"keyframes.traj_err": 8.0, "i2v.traj_err": 6.0},
     # a picture of a kind no training set had (issue 13): frame 0 and the background over the clip
     # with the LoRA, dB per held-out kind (the first pusa-tiny: 8.5-9.9 and 4.6-10.3)

@@ -28,8 +28,8 @@ EXAMPLES: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = {
     "v2v": (("video", "prompt", "cond_positions", "lora_alpha", "steps"),
             [["ball_rolling.mp4", "a large red circle moving right slow", "0,1", 1.4, 10]]),
     "t2v": (("prompt", "lora_alpha", "steps"),
-            [["a large red circle moving right fast", 1.4, 10],
-             ["a small blue square moving up slow with the camera panning left", 1.4, 10]]),
+            [["a large green circle moving right fast", 1.4, 10],
+             ["a large blue circle moving right fast", 1.4, 10]]),
 }
 # the same rows with the prompts in Korean (UMT5, Wan's text encoder, reads Korean; the bundled
 # model's word-level tokenizer does not, so on it these rows follow their pictures, not the words)
@@ -37,7 +37,7 @@ PROMPTS_KO: dict[str, list[str]] = {
     "i2v": ["큰 빨간 원이 천천히 오른쪽으로 움직인다", "큰 노란 원이 천천히 위로 움직인다"],
     "keyframes": ["큰 노란 원이 천천히 위로 움직인다"],
     "v2v": ["큰 빨간 원이 천천히 오른쪽으로 움직인다"],
-    "t2v": ["큰 빨간 원이 빠르게 오른쪽으로 움직인다", "작은 파란 사각형이 천천히 위로 움직이고 카메라가 왼쪽으로 움직인다"],
+    "t2v": ["큰 초록 원이 빠르게 오른쪽으로 움직인다", "큰 파란 원이 빠르게 오른쪽으로 움직인다"],
 }
 FILE_INPUTS = ("image", "image_0", "image_1", "video")
 # input name -> the i18n key of its column header (keyframe columns add their number)
