@@ -167,8 +167,8 @@ def train_vae(vae, *, seed: int, steps: int, batch: int = 8, frames: int = 5, cr
     (``distill_weight`` x mean squared difference). Elsewhere the encoder is free to keep what the
     teacher loses (:func:`build_vae`). With ``encoder=False`` the decoder draws those clips from
     the teacher's own latents instead: the new encoder matches them only to about 0.1 (first
-    frame) to 0.25 (later frames) of their std, and the DiT generates the teacher's latents, so a
-    decoder that only ever saw the new encoder's turned the later frames' colours (red to cyan).
+    frame) to 0.25 (later frames) of their std, and the DiT generates the teacher's latents (it
+    brought the bundled LoRA's keyframe path from 5.9 to 4.0 px; docs/training.md).
 
     Single frames train through :func:`pusa.training.vae_fit.first_frames_as_2d` (exact, 2.5x
     faster) and every loss is taken before diffusers' output clamp
