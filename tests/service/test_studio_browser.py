@@ -261,7 +261,9 @@ def test_long_video_with_three_prompts_then_extend_the_result(page, server) -> N
     box.press("Tab")
     plan = page.locator("#t2v-plan .pusa-plan")
     expect(plan).to_have_attribute("data-windows", "3", timeout=10_000)
-    expect(page.locator("#t2v-plan li[data-window='3']")).to_contain_text("the boat reaches the island")
+    # the window count follows the frames at once; the prompts arrive with the box's change event
+    expect(page.locator("#t2v-plan li[data-window='3']")).to_contain_text("the boat reaches the island",
+                                                                          timeout=15_000)
     set_number(page, "t2v-steps", "2")
     generate_and_check(page, "t2v")
     job_id = page.locator("#t2v-status-box").get_attribute("data-job")
