@@ -223,7 +223,7 @@ def _save_atomically(vae, folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Build the bundled pusa-tiny model (about an hour on 2 CPU cores).")
+    p = argparse.ArgumentParser(description="Build the bundled pusa-tiny model (about two hours on 2 CPU cores).")
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pusa-tiny-build"), help="scratch folder (data, runs); resumable")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / "pusa-tiny"))
     p.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """The one-command pusa-tiny build runs every stage end to end (at toy step counts) and resumes.
 
-The real build takes about an hour; this runs the same code path with a few steps per stage, so a
+The real build takes about two hours; this runs the same code path with a few steps per stage, so a
 change that breaks the build (a renamed option, a stage that no longer writes its output, a model
 folder the engine cannot load) fails here rather than when someone rebuilds the weights.
 """
