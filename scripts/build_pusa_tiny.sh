@@ -3,7 +3,7 @@
 # Stages: 0. the teacher, pusa-tiny v1, by its own commit's recipe (84f5343, taken from this clone's git
 #         history; --teacher DIR uses a v1 folder instead): VAE and T2V base DiT on shapes on black (55 min)
 #         -> 1. a residual Wan VAE for any picture whose latents of shapes on black are v1's (43 min, two threads)
-#         -> side by side: 2. its decoder alone (15 min, one core) | 3.-5. the LoRA's data, v1's DiT with the new
+#         -> side by side: 2. its decoder alone (24 min, one core, then two) | 3.-5. the LoRA's data, v1's DiT with the new
 #         VAE, the VTA LoRA on the scene mix (pusa train --mode lora --timesteps vta; 20 min, one core)
 #         -> the model, with eval.json. Measured 2026-12-06 on a 2-core machine: about 2 h in all.
 # '--only decoder' and '--only dit' run the two branches side by side, then a run without --only writes the

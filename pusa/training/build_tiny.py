@@ -81,8 +81,8 @@ def build_teacher(folder: Path, *, seed: int = 0, extra_args: tuple[str, ...] = 
         tmp = folder / "src.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-            archive.extractall(tmp, filter="data")
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:  # this clone's own history; "data" where known
+            archive.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         shutil.rmtree(src, ignore_errors=True)
         tmp.rename(src)
     log.info("teacher: building pusa-tiny v1 from commit %s in %s", TEACHER_COMMIT[:10], src)
