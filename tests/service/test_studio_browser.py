@@ -87,6 +87,25 @@ def set_number(page, elem_id: str, value: str) -> None:
     box.press("Tab")
 
 
+def fill_in_opened_panel(page, elem_id: str, values: str) -> None:
+    """Type ``values`` into a box of a just-opened accordion and leave it.
+
+    The accordion mounts its boxes when opened, and for a moment after that the frontend can still
+    write the box's default back over what was typed (seen once in CI: a sweep box's '1.0, 2.0' became its
+    default '1.0, 1.4, 2.0'); a user typing a second later never meets it, so the value is typed again until
+    it holds for half a second, then asserted.
+    """
+    box = textbox(page, elem_id)
+    expect(box).to_be_editable(timeout=10_000)
+    for _ in range(5):
+        box.fill(values)
+        box.press("Tab")  # the page sends a box's value once it is left
+        time.sleep(0.5)
+        if box.input_value() == values:
+            break
+    expect(box).to_have_value(values)
+
+
 def generate_and_check(page, task: str) -> None:
     """Click Generate, watch the progress bar move, and wait for a playable <video>."""
     page.locator(f"#{task}-generate").click()
@@ -256,9 +275,8 @@ def test_long_video_with_three_prompts_then_extend_the_result(page, server) -> N
     textbox(page, "t2v-frames").fill("25")
     expect(page.locator("#t2v-duration")).to_contain_text("25 frames at", timeout=10_000)
     page.locator("#t2v-long").get_by_text("Long video").click()
-    box = textbox(page, "t2v-prompts")
-    box.fill("the boat leaves the harbour\nthe boat crosses open sea\nthe boat reaches the island")
-    box.press("Tab")
+    fill_in_opened_panel(page, "t2v-prompts",
+                         "the boat leaves the harbour\nthe boat crosses open sea\nthe boat reaches the island")
     plan = page.locator("#t2v-plan .pusa-plan")
     expect(plan).to_have_attribute("data-windows", "3", timeout=10_000)
     # the window count follows the frames at once; the prompts arrive with the box's change event

@@ -17,7 +17,8 @@ import pytest
 from pusa.service.app import create_app
 
 from .conftest import live_studio, make_config, slow_loader, write_png
-from .test_studio_browser import browser, ready_page, set_number, sync_api, textbox  # noqa: F401 - the browser fixture
+from .test_studio_browser import (browser, fill_in_opened_panel, ready_page, set_number,  # noqa: F401 - the browser fixture
+                                  sync_api, textbox)
 
 expect = sync_api.expect
 
@@ -36,25 +37,6 @@ def page(browser, server):
         yield pg
 
 
-def fill_axis(page, elem_id: str, values: str) -> None:
-    """Type ``values`` into a sweep box of a just-opened panel and leave it.
-
-    The accordion mounts its boxes when opened, and for a moment after that the frontend can still
-    write the box's default back over what was typed (seen once in CI: '1.0, 2.0' became the default
-    '1.0, 1.4, 2.0'); a user typing a second later never meets it, so the value is typed again until
-    it holds for half a second, then asserted.
-    """
-    box = textbox(page, elem_id)
-    expect(box).to_be_editable(timeout=10_000)
-    for _ in range(5):
-        box.fill(values)
-        box.press("Tab")  # the page sends a box's value once it is left
-        time.sleep(0.5)
-        if box.input_value() == values:
-            break
-    expect(box).to_have_value(values)
-
-
 def videos_state(page) -> list[dict]:
     return page.evaluate("""() => [...document.querySelectorAll('#i2v-sweep-grid video')].map(v => (
         {t: v.currentTime, paused: v.paused, ready: v.readyState, duration: v.duration}))""")
@@ -69,7 +51,7 @@ def test_a_sweep_fills_a_labelled_grid_that_plays_together_and_a_cell_fills_the_
     set_number(page, "i2v-steps", "2")
     page.locator("#i2v-sweep").get_by_text("Compare settings (sweep)").click()
     for elem_id, values in (("i2v-sweep-lora_alpha", "1.0, 2.0"), ("i2v-sweep-noise_multipliers", "0.1, 0.5")):
-        fill_axis(page, elem_id, values)
+        fill_in_opened_panel(page, elem_id, values)
     page.locator("#i2v-sweep-run").click()
     # the grid: rows are the first axis (alpha), columns the second (multiplier); the third row/column stay hidden
     expect(page.locator("#i2v-sweep-cell-0-1")).to_contain_text("alpha 1.0 · mult 0.5", timeout=30_000)
@@ -110,7 +92,7 @@ def test_a_bad_axis_is_named_in_the_sweep_panel(page) -> None:
     textbox(page, "t2v-prompt").fill("a red ball")
     page.locator("#t2v-sweep").get_by_text("Compare settings (sweep)").click()
     expect(page.locator("#t2v-sweep-noise_multipliers")).to_have_count(0)  # text alone has no conditions
-    fill_axis(page, "t2v-sweep-lora_alpha", "1.0, 9")
+    fill_in_opened_panel(page, "t2v-sweep-lora_alpha", "1.0, 9")
     page.locator("#t2v-sweep-run").click()
     expect(page.locator("#t2v-sweep-error")).to_contain_text("sweep.lora_alpha", timeout=15_000)
     expect(page.locator("#t2v-sweep-cell-0-0")).to_be_hidden()
