@@ -12,7 +12,9 @@ Prints one JSON object:
 - ``mid.compute``: the decode's floating-point work (``FlopCounterMode``) and the rate the fast
   decode reaches: how near the CPU's peak its convolutions already run.
 - ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time
-  share), and ``mid.profile`` those of one fast mid-size decode.
+  share), and ``mid.profile`` those of one fast mid-size decode; ``mid.bf16_vae.convolutions`` the
+  rate of each convolution shape of one bf16 decode, their part of it, and the decode share a decode
+  made of nothing but those convolutions would have (the floor for this decoder and precision).
 - ``threads`` and ``load_avg`` (1/5/15 min): a shared, busy machine shows here, and a figure measured on
   one is not an idle-machine figure.
 
@@ -100,11 +102,12 @@ def bench_mid(steps: int, repeats: int, profile: bool = False) -> dict:
         if profile:
             result["profile"] = profile_decode(pipe, 128, 128, 33, fast=True)
         del pipe
-        result["bf16_vae"] = bench_bf16_vae(root, settings, repeats, exact_frames, result["exact"])
+        result["bf16_vae"] = bench_bf16_vae(root, settings, repeats, exact_frames, result["exact"], profile)
         return result
 
 
-def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.ndarray, exact: dict) -> dict:
+def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.ndarray, exact: dict,
+                   profile: bool = False) -> dict:
     """The same request with ``vae_dtype="bf16"`` and the fast decode (``--vae-dtype bf16``): its decode
     share against the exact float32 decode's, and how far its pixels are from that decode's.
 
@@ -115,10 +118,72 @@ def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.nd
 
     pipe = PusaPipeline.from_pretrained(root, device="cpu", vae_dtype="bf16")
     timings, frames = _timed(pipe, settings, True, repeats)
-    return {"cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "fast": timings,
-            "decode_speedup_vs_exact": round(exact["decode_s"] / timings["decode_s"], 2),
-            "decode_share_vs_exact": round(timings["decode_share"] / exact["decode_share"], 2),
-            **_differences(exact_frames, frames)}
+    result = {"cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "fast": timings,
+              "decode_speedup_vs_exact": round(exact["decode_s"] / timings["decode_s"], 2),
+              "decode_share_vs_exact": round(timings["decode_share"] / exact["decode_share"], 2),
+              **_differences(exact_frames, frames)}
+    if profile:
+        width, height = (int(v) for v in settings["size"].split("x"))
+        result["convolutions"] = convolution_rates(pipe, width, height, settings["frames"], timings)
+    return result
+
+
+def convolution_rates(pipe, width: int, height: int, frames: int, timings: dict, top: int = 8) -> dict:
+    """Each convolution shape of one fast decode: calls, milliseconds and GFLOP/s (most time first).
+
+    If every shape already runs near the rate of one large convolution timed alone
+    (``reference_gflop_per_s``: the decoder's full-resolution 3x3x3 one, in its dtype), the decode is
+    compute-bound; ``conv_only_share`` is then the lowest decode share this decoder can reach at this
+    precision (its convolutions' time against the measured rest of the request).
+    """
+    from math import prod
+
+    from torch.profiler import ProfilerActivity, profile
+
+    z = torch.randn(pipe.family.latent_shape(width, height, frames), generator=torch.Generator().manual_seed(0))
+    pipe.codec.fast_decode = True
+    pipe.codec.decode(z)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        started = time.perf_counter()
+        pipe.codec.decode(z)
+        seconds = time.perf_counter() - started
+    shapes = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key != "aten::mkldnn_convolution":
+            continue
+        x, w = e.input_shapes[0], e.input_shapes[1]
+        # the decoder's 3-D convolutions get their causal and spatial padding beforehand (output = input - k + 1);
+        # its 2-D ones (the upsamplers', 3x3 with padding 1, and 1x1) keep the input's size
+        out = [x[2 + i] - w[2 + i] + 1 for i in range(3)] if len(w) == 5 else list(x[2:])
+        gflop = 2 * x[0] * w[0] * w[1] * prod(w[2:]) * prod(out) * e.count / 1e9
+        ms = e.self_cpu_time_total / 1e3
+        shapes.append({"input": x, "weight": w, "calls": e.count, "ms": round(ms, 1),
+                       "gflop_per_s": round(gflop / (ms / 1e3), 1)})
+    conv_s = sum(s["ms"] for s in shapes) / 1e3
+    shapes.sort(key=lambda s: -s["ms"])
+    rest = timings["total_s"] - timings["decode_s"]
+    return {"reference_gflop_per_s": _reference_rate(shapes[0]["input"], shapes[0]["weight"], pipe.codec.dtype),
+            "decode_s_profiled": round(seconds, 3), "conv_s": round(conv_s, 3),
+            "conv_part_of_decode": round(conv_s / seconds, 3), "conv_only_share": round(conv_s / (conv_s + rest), 3),
+            "largest": shapes[:top]}
+
+
+def _reference_rate(x_shape: list[int], w_shape: list[int], dtype: torch.dtype, repeats: int = 5) -> float:
+    """GFLOP/s of one convolution of these shapes timed alone on oneDNN (best of ``repeats``)."""
+    from math import prod
+
+    x, w = torch.randn(x_shape, dtype=dtype), torch.randn(w_shape, dtype=dtype)
+    zeros = [0] * (len(w_shape) - 2)
+    ones = [1] * (len(w_shape) - 2)
+    conv = lambda: torch.mkldnn_convolution(x, w, None, zeros, ones, ones, 1)  # noqa: E731
+    conv()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        conv()
+        best = min(best, time.perf_counter() - started)
+    out = [x_shape[2 + i] - w_shape[2 + i] + 1 for i in range(len(w_shape) - 2)]
+    return round(2 * x_shape[0] * w_shape[0] * w_shape[1] * prod(w_shape[2:]) * prod(out) / 1e9 / best, 1)
 
 
 def decode_compute(pipe, width: int, height: int, frames: int, seconds: float) -> dict:
