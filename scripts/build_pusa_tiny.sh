@@ -6,8 +6,9 @@
 #         -> side by side: 2. its decoder alone (24 min, one core, then two) | 3.-5. the LoRA's data, v1's DiT with the new
 #         VAE, the VTA LoRA on the scene mix (pusa train --mode lora --timesteps vta; 20 min, one core)
 #         -> the model, with eval.json. Measured 2026-12-06 on a 2-core machine: about 2 h in all.
-# '--only decoder' and '--only dit' run the two branches side by side, then a run without --only writes the
-# model (docs/training.md). Use OMP_NUM_THREADS=1 on a busy machine. Resumable: rerun to continue.
+# '--only decoder' and '--only dit' run the two branches side by side (start both at once: the second waits for
+# stages 0-1; each branch then takes half the cores), then a run without --only writes the model
+# (docs/training.md). Use OMP_NUM_THREADS=1 on a busy machine. Resumable: rerun to continue.
 # Usage: scripts/build_pusa_tiny.sh [--work DIR] [--seed 0] [...]   (see --help)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,8 +19,11 @@ continues where it stopped):
 6. ``out``   copy the base, the sharpened VAE and the LoRA (``pusa_tiny_lora.safetensors``) into ``--out``.
 
 Stages 3-5 read only the encoder of stage 1, so stage 2 and stages 3-5 do not depend on each other:
-``--only decoder`` and ``--only dit`` run them in two processes side by side (each uses its own
-cores); a last run without ``--only`` finds both done and writes the model.
+``--only decoder`` and ``--only dit`` run them in two processes side by side; a last run without
+``--only`` finds both done and writes the model. The two may start at once: the first to come builds
+stages 0-1 while the other waits on a lock in ``--work``. From there each branch uses half the
+cores (unless ``OMP_NUM_THREADS`` says otherwise): two processes with a thread per core each
+oversubscribe the CPU, and PyTorch's OpenMP threads then wait on each other.
 
 Run: ``scripts/build_pusa_tiny.sh`` (= ``python -m pusa.training.build_tiny``), seed 0.
 """
@@ -28,6 +31,7 @@ Run: ``scripts/build_pusa_tiny.sh`` (= ``python -m pusa.training.build_tiny``), 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import io
 import json
 import logging
@@ -38,7 +42,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 log = logging.getLogger("pusa.training.build_tiny")
@@ -92,13 +98,40 @@ def build_teacher(folder: Path, *, seed: int = 0, extra_args: tuple[str, ...] = 
     return out
 
 
+SHARED_STAGES_LOCK = ".shared-stages.lock"
+
+
+@contextmanager
+def shared_stages_lock(work: Path) -> Iterator[None]:
+    """Hold the work folder's lock on stages 0-1 while inside; a second build process waits here.
+
+    Both branches need the teacher and ``vae_base``; without the lock two branches started together
+    would build them twice, into the same folders. The OS drops the lock of a killed process, and
+    the waiting one then finds the stage outputs missing and builds them itself (resumable).
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / SHARED_STAGES_LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another build process holds %s: waiting for it to finish the teacher and vae_base",
+                     work / SHARED_STAGES_LOCK)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(work: Path, out: Path, *, seed: int = 0, teacher: Path | None = None,
           vae_steps: tuple[int, ...] | None = None, decoder_steps: tuple[int, ...] | None = None,
-          clips: int = CLIPS, vta_steps: int = VTA_STEPS, batch: int = 16, only: str = "all") -> dict:
+          clips: int = CLIPS, vta_steps: int = VTA_STEPS, batch: int = 16, only: str = "all",
+          branch_threads: int | None = None) -> dict:
     """Run every missing stage (of ``only``'s group); returns timings (seconds) per stage.
 
     ``teacher`` (a pusa-tiny v1 folder) skips stage 0. ``only="decoder"`` or ``"dit"`` stops after
-    that branch (module doc).
+    that branch (module doc). ``branch_threads`` sets PyTorch's thread count from the branch on (the
+    caller restores it): the share of the cores for a branch run beside the other.
     """
     if only not in STAGE_GROUPS:
         raise ValueError(f"only: {only!r} is not allowed; expected one of {', '.join(STAGE_GROUPS)}")
@@ -113,16 +146,22 @@ def build(work: Path, out: Path, *, seed: int = 0, teacher: Path | None = None,
     negatives = ("", DEFAULT_NEGATIVE_PROMPT)
 
     t0 = time.time()
-    if not (work / "vae_base" / "config.json").is_file():
-        teacher = teacher or build_teacher(work / "teacher", seed=seed)
-        timings["teacher"] = time.time() - t0
-        t0 = time.time()
-        vae = tiny.build_vae(seed, phase_steps=vae_steps,
-                             teacher=AutoencoderKLWan.from_pretrained(str(teacher / "vae")))
-        _save_atomically(vae, work / "vae_base")
+    with shared_stages_lock(work):
+        if not (work / "vae_base" / "config.json").is_file():
+            teacher = teacher or build_teacher(work / "teacher", seed=seed)
+            timings["teacher"] = time.time() - t0
+            t0 = time.time()
+            vae = tiny.build_vae(seed, phase_steps=vae_steps,
+                                 teacher=AutoencoderKLWan.from_pretrained(str(teacher / "vae")))
+            _save_atomically(vae, work / "vae_base")
     vae = AutoencoderKLWan.from_pretrained(str(work / "vae_base")).eval()
     timings["vae_base"] = time.time() - t0
     log.info("vae_base ready: reconstruction PSNR %.1f dB", tiny.vae_psnr(vae, seed=seed + 2))
+    if branch_threads:
+        import torch
+
+        torch.set_num_threads(branch_threads)
+        log.info("%s branch: %d PyTorch thread(s)", only, branch_threads)
 
     if only in ("all", "decoder"):
         t0 = time.time()
@@ -251,13 +290,21 @@ def main(argv: list[str] | None = None) -> int:
     if teacher is not None and not all((teacher / part / "config.json").is_file() for part in ("vae", "transformer")):
         p.error(f"--teacher: {teacher} is not a pusa-tiny folder (expected vae/config.json and transformer/config.json)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import torch
+
+    threads = torch.get_num_threads()
+    branch_threads = None  # beside the other branch: half the cores each, unless the user chose
+    if a.only != "all" and "OMP_NUM_THREADS" not in os.environ:
+        branch_threads = max(1, threads // 2)
     try:
         build(Path(a.work), Path(a.out), seed=a.seed, vae_steps=tuple(a.vae_steps) if a.vae_steps else None,
               decoder_steps=tuple(a.decoder_steps) if a.decoder_steps else None, clips=a.clips,
-              vta_steps=a.vta_steps, teacher=teacher, only=a.only)
+              vta_steps=a.vta_steps, teacher=teacher, only=a.only, branch_threads=branch_threads)
     except TeacherUnavailable as exc:
         print(f"build_pusa_tiny: {exc}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 

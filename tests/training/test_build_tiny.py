@@ -7,9 +7,11 @@ folder the engine cannot load) fails here rather than when someone rebuilds the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 
 import pytest
+import torch
 
 from pusa.training import build_tiny, tiny
 from pusa.training.trainer import LORA_FILE
@@ -23,7 +25,6 @@ def _toy_teacher(folder):
 
 
 def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
-    import torch
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from pusa.pipeline import PusaPipeline
@@ -35,6 +36,23 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
         model=str(model), alphas=(1.4,), multipliers=(0.2,), tasks=("i2v",), cases=1, steps=2, ood_cases=1,
         ood_kinds=("photo",), vae_sizes=((64, 64),), vae_cases=1))
     monkeypatch.setattr(tiny, "VAE_BANK_CLIPS", 2)  # the teacher's shapes on black, rendered for 1 step a phase
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    seen = {}
+    build_vae, sharpen_decoder = tiny.build_vae, tiny.sharpen_decoder
+
+    def locked_build_vae(*args, **kwargs):  # stages 0-1 run under the work folder's lock
+        with open(tmp_path / "work" / build_tiny.SHARED_STAGES_LOCK) as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        seen["prefix threads"] = torch.get_num_threads()
+        return build_vae(*args, **kwargs)
+
+    def counted_sharpen(*args, **kwargs):
+        seen["decoder threads"] = torch.get_num_threads()
+        return sharpen_decoder(*args, **kwargs)
+
+    monkeypatch.setattr(tiny, "build_vae", locked_build_vae)
+    monkeypatch.setattr(tiny, "sharpen_decoder", counted_sharpen)
+    threads = torch.get_num_threads()
 
     work, out, teacher = tmp_path / "work", tmp_path / "pusa-tiny", _toy_teacher(tmp_path / "teacher")
     args = ["--work", str(work), "--out", str(out), "--seed", "3", "--clips", "3", "--teacher", str(teacher),
@@ -43,6 +61,9 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     # the two branches after the VAE stage, as two processes would run them side by side
     assert build_tiny.main(args + ["--only", "decoder"]) == 0
     assert (work / "vae" / "config.json").is_file() and not (work / "data").exists() and not out.exists()
+    # the shared stages had every core, the branch half of them (beside the other), and the count is back
+    assert seen == {"prefix threads": threads, "decoder threads": max(1, threads // 2)}
+    assert torch.get_num_threads() == threads
     assert build_tiny.main(args + ["--only", "dit"]) == 0
     assert (work / "vta" / LORA_FILE).is_file() and not out.exists()
     assert list((work / "data" / ".pusa_cache").iterdir()) and not (work / "teacher").exists()
@@ -81,6 +102,34 @@ def test_build_runs_every_stage_and_a_rerun_skips_them(tmp_path, monkeypatch):
     assert pipe.label == build_tiny.LABEL and pipe.lora_paths
     s = GenerationSettings.parse({"prompt": "a red circle moving right fast", "task": "t2v", "steps": 2, "seed": 0})
     assert pipe.generate(s).frames.shape == (33, 64, 64, 3)
+
+
+def test_a_second_build_waits_for_the_first_to_finish_the_shared_stages(tmp_path):
+    """Two branches started together: the second enters stages 0-1 only when the first has left them."""
+    import threading
+    import time
+
+    events = []
+    first_inside = threading.Event()
+
+    def first():
+        with build_tiny.shared_stages_lock(tmp_path):
+            events.append("first in")
+            first_inside.set()
+            time.sleep(0.5)
+            events.append("first out")
+
+    def second():
+        first_inside.wait()
+        with build_tiny.shared_stages_lock(tmp_path):  # a file opened anew: locks as another process would
+            events.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert events == ["first in", "first out", "second in"]
 
 
 def test_wrong_number_of_vae_phase_steps_is_a_usage_error(tmp_path, capsys):
