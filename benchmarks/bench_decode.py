@@ -159,6 +159,8 @@ def convolution_rates(pipe, width: int, height: int, frames: int, timings: dict,
         ms = e.self_cpu_time_total / 1e3
         shapes.append({"input": x, "weight": w, "calls": e.count, "ms": round(ms, 1),
                        "gflop_per_s": round(gflop / (ms / 1e3), 1)})
+    if not shapes:  # a PyTorch without oneDNN: no convolution went through it, nothing to rate
+        return {"decode_s_profiled": round(seconds, 3), "largest": []}
     conv_s = sum(s["ms"] for s in shapes) / 1e3
     shapes.sort(key=lambda s: -s["ms"])
     rest = timings["total_s"] - timings["decode_s"]
