@@ -70,6 +70,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="VAE precision (default: fp32, exact); bf16 halves the VAE's memory and, on a CPU with "
                         "AVX512-BF16/AMX, decoded 2.2x faster, about a uint8 level off (docs/training.md, decode speed)")
     g.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less VRAM at 720p)")
+    g.add_argument("--decoder", metavar="DIR", help="decode with this narrower VAE of the model's latent space "
+                                                    "(a folder from python -m pusa.training.light_decoder): "
+                                                    "faster, its own pixels; encoding keeps the model's VAE")
     g.add_argument("--text-encoder-cpu", action="store_true", help="keep the UMT5 encoder on the CPU (saves ~11 GB VRAM)")
     g.add_argument("--max-pixel-frames", type=int, metavar="N",
                    help="largest width x height x frames a request may ask (default: 4x the model's default "
@@ -82,6 +85,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(lora=args.lora, lora_low=args.lora_low, extra_lora=args.extra_lora,
                 extra_lora_low=args.extra_lora_low, use_default_lora=not args.no_default_lora, device=args.device,
                 dtype=args.dtype, vae_dtype=args.vae_dtype, offload=args.offload, vae_tiling=args.vae_tiling,
+                decoder=args.decoder,
                 text_encoder_on_cpu=args.text_encoder_cpu, max_pixel_frames=getattr(args, "max_pixel_frames", None),
                 **speed_kwargs(args))
 

@@ -78,10 +78,14 @@ def _fast_kernels(module: nn.Module) -> Iterator[None]:
 class LatentCodec:
     """The VAE of one model with its per-channel latent normalisation (mean/std from its config)."""
 
-    def __init__(self, vae: nn.Module, device: torch.device, fast_decode: bool = False):
+    def __init__(self, vae: nn.Module, device: torch.device, fast_decode: bool = False,
+                 decoder: nn.Module | None = None):
         if not isinstance(fast_decode, bool):
             raise ValueError(f"fast_decode: {fast_decode!r} is not allowed; expected True or False")
         self.vae = vae
+        # a narrower VAE of the same latent space that decodes in vae's place (pusa.light_decoder);
+        # encoding always stays with vae, whose latents the DiT was trained on
+        self.decoder = decoder
         self.device = device
         self.fast_decode = fast_decode  # faster small-VAE decode on CPU, not bit-exact (module doc)
         cfg = vae.config
@@ -135,8 +139,13 @@ class LatentCodec:
         z = torch.chunk(moments, 2, dim=1)[0]  # the posterior's mean: its mode
         return (z.float().cpu() - self.mean) / self.std
 
+    @property
+    def decoding_vae(self) -> nn.Module:
+        """The VAE that decodes: the light decoder when one is loaded, else the model's own."""
+        return self.decoder if self.decoder is not None else self.vae
+
     def _tiled(self, latents: torch.Tensor) -> bool:
-        vae = self.vae
+        vae = self.decoding_vae
         if not getattr(vae, "use_tiling", False):
             return False
         ratio = vae.spatial_compression_ratio
@@ -146,8 +155,8 @@ class LatentCodec:
     @torch.no_grad()
     def decode_chunks(self, latents: torch.Tensor, callback: FrameCallback | None = None) -> Iterator[np.ndarray]:
         """Yield uint8 pixel frames ``(t, H, W, 3)`` chunk by chunk, one latent frame at a time."""
-        vae = self.vae
-        z = (latents.float().cpu() * self.std + self.mean).to(self.device, self.dtype)
+        vae = self.decoding_vae
+        z = (latents.float().cpu() * self.std + self.mean).to(self.device, next(vae.parameters()).dtype)
         n = z.shape[2]
         if self._tiled(z):
             yield _to_uint8(vae.decode(z, return_dict=False)[0])
@@ -169,7 +178,7 @@ class LatentCodec:
         """diffusers' causal decode loop, one latent frame per iteration (cache reset by the caller)."""
         from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
-        vae = self.vae
+        vae = self.decoding_vae
         x = vae.post_quant_conv(z)
         for i in range(n):
             vae._conv_idx = [0]

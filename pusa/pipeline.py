@@ -28,6 +28,7 @@ from pusa.conditions import Anchor, Conditions, place_conditions
 from pusa.errors import InputError, ModelLoadError
 from pusa.family import WAN21, ModelDefaults, ModelFamily, family_from_configs
 from pusa.latent_codec import LatentCodec
+from pusa.light_decoder import decoder_width, load_decoder
 from pusa.loading.components import load_text_encoder, load_tokenizer, load_transformer, load_vae
 from pusa.loading.devices import check_offload, place, resolve_device, resolve_dtype
 from pusa.loading.layout import ModelLayout, detect_layout
@@ -81,12 +82,13 @@ class PusaPipeline:
     def __init__(self, layout: ModelLayout, transformers: list[torch.nn.Module], vae: torch.nn.Module,
                  text_encoder: torch.nn.Module, tokenizer: Any, device: torch.device, dtype: torch.dtype,
                  loras: list[MergedLoras | None], lora_paths: list[str], text_device: torch.device | None = None,
-                 family: ModelFamily | None = None, max_pixel_frames: int | None = None):
+                 family: ModelFamily | None = None, max_pixel_frames: int | None = None,
+                 decoder: torch.nn.Module | None = None):
         self.layout = layout
         self.family = family or layout.family
         self.transformers = transformers
         self.vae = vae
-        self.codec = LatentCodec(vae, device, fast_decode=layout.fast_decode)
+        self.codec = LatentCodec(vae, device, fast_decode=layout.fast_decode, decoder=decoder)
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.device = device
@@ -105,15 +107,17 @@ class PusaPipeline:
                         lora_low: str | Path | None = None, extra_lora: str | Path | None = None,
                         extra_lora_low: str | Path | None = None, use_default_lora: bool = True,
                         device: str = "auto", dtype: str = "auto", vae_dtype: str = "fp32", offload: str = "none",
-                        vae_tiling: bool = False, text_encoder_on_cpu: bool = False,
-                        max_pixel_frames: int | None = None, modulation: str = "per_frame",
+                        vae_tiling: bool = False, decoder: str | Path | None = None,
+                        text_encoder_on_cpu: bool = False, max_pixel_frames: int | None = None, modulation: str = "per_frame",
                         weights: str = "bf16", cache: str = "none", cache_threshold: float | None = None,
                         attention: str = "auto", compile: bool = False, preset: str = "none",
                         with_text_encoder: bool = True,
                         on_progress: LoadProgress | None = None) -> "PusaPipeline":
         """Load any supported folder; ``lora`` may be a file, or for Wan2.2 a folder holding
         ``high_noise_pusa.safetensors`` and ``low_noise_pusa.safetensors``. ``with_text_encoder=False``
-        (ranks other than 0 of a parallel run, which receive the embeddings) skips the UMT5 encoder."""
+        (ranks other than 0 of a parallel run, which receive the embeddings) skips the UMT5 encoder.
+        ``decoder``: a narrower VAE of the model's latent space that decodes instead of the model's
+        own (faster, its own pixels; :mod:`pusa.light_decoder`); encoding keeps the model's VAE."""
         report = on_progress or (lambda component, status: None)
         check_offload(offload)
         speed = SpeedOptions(modulation=modulation, weights=weights, cache=cache, cache_threshold=cache_threshold,
@@ -142,8 +146,10 @@ class PusaPipeline:
             report(name, "ready")
         report("vae", "loading")
         vae = load_vae(layout.vae, vdt)
-        if vae_tiling:
-            vae.enable_tiling()
+        light = load_decoder(decoder, vae, vdt) if decoder is not None else None
+        for v in (vae, light):
+            if vae_tiling and v is not None:
+                v.enable_tiling()
         report("vae", "ready")
         family = loaded_family(layout, vae, transformers[0])
         speed.prepare(transformers)
@@ -161,13 +167,15 @@ class PusaPipeline:
         models = {"text_encoder": text_encoder} if text_encoder is not None else {}
         models.update({("transformer" if i == 0 else f"transformer_{i + 1}"): m for i, m in enumerate(transformers)})
         models["vae"] = vae
+        if light is not None:
+            models["decoder"] = light
         place(models, dev, offload, keep_on_cpu=("text_encoder",) if text_encoder_on_cpu else ())
         pipe = cls(layout, transformers, vae, text_encoder, tokenizer, dev, dt, merged, paths,
-                   torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames)
+                   torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames, light)
         pipe.speed = speed
         pipe.extra_lora_loaded = extra_lora is not None and (not layout.is_wan22 or extra_lora_low is not None)
-        log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)", layout.label, layout.kind, family.name, dev, dt,
-                 len(paths))
+        log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)%s", layout.label, layout.kind, family.name, dev, dt,
+                 len(paths), f", decoding with {decoder} (decoder base_dim {decoder_width(light)})" if light else "")
         return pipe
 
     @property

@@ -194,8 +194,13 @@ def load_vae(path: Path, dtype: torch.dtype) -> nn.Module:
         raw = read_pickle(path)
         try:
             config = dict(base_dim=int(raw["encoder.conv1.weight"].shape[0]), z_dim=int(raw["conv2.weight"].shape[0]))
+            # a pruned decoder (pusa.light_decoder, LightX2V-style light VAEs): its first stage has
+            # dim_mult[-1] (4) times its base_dim channels
+            decoder_dim = int(raw["decoder.conv1.weight"].shape[0]) // 4
         except KeyError as e:
             raise ModelLoadError(f"{path}: not a Wan VAE checkpoint (no {e.args[0]!r})") from None
+        if decoder_dim != config["base_dim"]:
+            config["decoder_base_dim"] = decoder_dim
         state = convert_wan_vae_to_diffusers(raw)
     else:
         config, state = read_diffusers_folder(path)
