@@ -106,6 +106,8 @@ class ModelSwitcher:
             for key in _STARTUP_LORA_OPTIONS:
                 options[key] = None
             options["lora"] = lora.path if lora is not None else None
+        if entry.id != STARTUP_ID:
+            options["decoder"] = None  # a light decoder reads its own model's latent space only
         self._precheck(entry, options)
         config = replace(self.config, model=entry.path, engine_options=options)
         self.host.switch(self.factory(config), entry.id, entry.id, lora.id if lora is not None else None)

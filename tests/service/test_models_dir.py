@@ -233,3 +233,25 @@ def test_serve_takes_models_dir_and_refuses_a_missing_one(shelf: Path, tmp_path:
     assert config.models_dir == shelf.resolve()
     assert config_from_args(parser.parse_args(["--data-dir", str(tmp_path / "d")])).models_dir is None
     assert cmd_serve(parser.parse_args(["--models-dir", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path)])) == 2
+
+
+def test_a_light_decoder_stays_with_the_startup_model(shelf: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """``--decoder`` was chosen for the startup model's latent space: a picked model loads without it,
+    the startup model (with or without a LoRA) with it."""
+    from pusa.service.switching import ModelSwitcher
+
+    class Host:
+        model_id = None
+        redact = None
+
+        def switch(self, loader: Any, *ids: Any) -> None:
+            pass
+
+    loaded: list[dict] = []
+    config = make_config(tmp_path, tiny_model, models_dir=shelf)
+    config.engine_options["decoder"] = str(tmp_path / "light")
+    switcher = ModelSwitcher(config, Host(), lambda c: loaded.append(dict(c.engine_options)))  # type: ignore[arg-type]
+    switcher.switch("tiny-a")
+    switcher.switch("startup", "pusa_tiny.safetensors")
+    switcher.switch("startup")
+    assert [o["decoder"] for o in loaded] == [None, str(tmp_path / "light"), str(tmp_path / "light")]
