@@ -9,12 +9,17 @@ Prints one JSON object:
   ``mid``) at 128x128x33: decode seconds and decode share of the total, both backends.
 - ``mid.bf16_vae``: the same request with a bfloat16 VAE and the fast decode (``--vae-dtype bf16``):
   decode seconds and share, against the exact float32 decode, and its pixel differences.
+- ``mid.light_decoder``: the same request decoded by a decoder of half and of three quarters the
+  width, of the same latent space (``--decoder``), float32 and bf16: decode seconds and share against the exact decode (speed only;
+  its quality is measured where one is trained, ``python -m pusa.training.light_decoder``).
 - ``mid.compute``: the decode's floating-point work (``FlopCounterMode``) and the rate the fast
   decode reaches: how near the CPU's peak its convolutions already run.
 - ``profile`` (``--profile``): the top operators of one exact default-clip decode (self CPU time
   share), and ``mid.profile`` those of one fast mid-size decode; ``mid.bf16_vae.convolutions`` the
   rate of each convolution shape of one bf16 decode, their part of it, and the decode share a decode
   made of nothing but those convolutions would have (the floor for this decoder and precision).
+- every faster decode also gives ``decode_share_exact_rest``: its decode against the exact run's rest
+  of the request (the denoise varies by several percent between pipelines on a CPU).
 - ``threads`` and ``load_avg`` (1/5/15 min): a shared, busy machine shows here, and a figure measured on
   one is not an idle-machine figure.
 
@@ -103,7 +108,34 @@ def bench_mid(steps: int, repeats: int, profile: bool = False) -> dict:
             result["profile"] = profile_decode(pipe, 128, 128, 33, fast=True)
         del pipe
         result["bf16_vae"] = bench_bf16_vae(root, settings, repeats, exact_frames, result["exact"], profile)
+        result["light_decoder"] = [bench_light_decoder(root, Path(tmp) / f"light-{w}", settings, repeats,
+                                                       result["exact"], w) for w in (0.5, 0.75)]
         return result
+
+
+def bench_light_decoder(root: Path, folder: Path, settings: dict, repeats: int, exact: dict,
+                        width: float = 0.5) -> dict:
+    """The same request decoded by a decoder of ``width`` times the channels (``--decoder``, ``pusa.light_decoder``),
+    in float32 and bfloat16 with the fast kernels: its decode share against the exact decode's.
+
+    Speed only: the decoder is ``narrow_vae``'s pruned start of this random-weight VAE (the time of a
+    convolution does not depend on its weights), so its pixels mean nothing here. What a trained one
+    costs in quality is measured when one is trained (``python -m pusa.training.light_decoder``
+    writes it to ``light_decoder.json``; docs/training.md has the bundled model's).
+    """
+    from pusa.light_decoder import decoder_width, narrow_vae
+    from pusa.loading.components import load_vae
+    from pusa.pipeline import PusaPipeline
+
+    narrow_vae(load_vae(root / "vae", torch.float32), width).save_pretrained(str(folder), safe_serialization=True)
+    result: dict = {"width": width}
+    for dtype in ("fp32", "bf16"):
+        pipe = PusaPipeline.from_pretrained(root, device="cpu", vae_dtype=dtype, decoder=folder)
+        timings, _ = _timed(pipe, settings, True, repeats)
+        result["decoder_base_dim"] = decoder_width(pipe.codec.decoder)
+        result[dtype] = {**timings, **_against_exact(timings, exact)}
+        del pipe
+    return result
 
 
 def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.ndarray, exact: dict,
@@ -119,13 +151,24 @@ def bench_bf16_vae(root: Path, settings: dict, repeats: int, exact_frames: np.nd
     pipe = PusaPipeline.from_pretrained(root, device="cpu", vae_dtype="bf16")
     timings, frames = _timed(pipe, settings, True, repeats)
     result = {"cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "fast": timings,
-              "decode_speedup_vs_exact": round(exact["decode_s"] / timings["decode_s"], 2),
-              "decode_share_vs_exact": round(timings["decode_share"] / exact["decode_share"], 2),
+              **_against_exact(timings, exact),
               **_differences(exact_frames, frames)}
     if profile:
         width, height = (int(v) for v in settings["size"].split("x"))
         result["convolutions"] = convolution_rates(pipe, width, height, settings["frames"], timings)
     return result
+
+
+def _against_exact(timings: dict, exact: dict) -> dict:
+    """A decode's speed-up and share against the exact decode's. The rest of a request (mostly the
+    denoise) varies by several percent from one pipeline to the next on a CPU, so the share is also
+    given with the exact run's rest (``decode_share_exact_rest``): what the decode alone changed."""
+    rest = exact["total_s"] - exact["decode_s"]
+    share = timings["decode_s"] / (timings["decode_s"] + rest)
+    return {"decode_speedup_vs_exact": round(exact["decode_s"] / timings["decode_s"], 2),
+            "decode_share_vs_exact": round(timings["decode_share"] / exact["decode_share"], 2),
+            "decode_share_exact_rest": round(share, 3),
+            "decode_share_exact_rest_vs_exact": round(share / exact["decode_share"], 2)}
 
 
 def convolution_rates(pipe, width: int, height: int, frames: int, timings: dict, top: int = 8) -> dict:
