@@ -131,6 +131,14 @@ class PusaPipeline:
         per_expert = lora_files_per_expert(layout, lora, lora_low, extra_lora, extra_lora_low, use_default_lora)
         original = layout.kind != "diffusers"
 
+        # the VAE first: it is small, and a --decoder of another latent space fails before the DiT loads
+        report("vae", "loading")
+        vae = load_vae(layout.vae, vdt)
+        light = load_decoder(decoder, vae, vdt) if decoder is not None else None
+        for v in (vae, light):
+            if vae_tiling and v is not None:
+                v.enable_tiling()
+        report("vae", "ready")
         report("tokenizer", "loading")
         tokenizer = load_tokenizer(layout.tokenizer)
         report("tokenizer", "ready")
@@ -144,13 +152,6 @@ class PusaPipeline:
             report(name, "loading")
             transformers.append(load_transformer(path, original, dt))
             report(name, "ready")
-        report("vae", "loading")
-        vae = load_vae(layout.vae, vdt)
-        light = load_decoder(decoder, vae, vdt) if decoder is not None else None
-        for v in (vae, light):
-            if vae_tiling and v is not None:
-                v.enable_tiling()
-        report("vae", "ready")
         family = loaded_family(layout, vae, transformers[0])
         speed.prepare(transformers)
 

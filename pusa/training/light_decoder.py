@@ -57,7 +57,7 @@ def train_light_decoder(model_vae, width: float, *, seed: int = 0,
     from pusa.light_decoder import narrow_vae
     from pusa.training import tiny
 
-    light = narrow_vae(model_vae.float(), width)
+    light = narrow_vae(model_vae, width)
     before = {k: v.clone() for k, v in light.encoder.state_dict().items()}
     tiny._run_phases(light, LIGHT_PHASES, seed, phase_steps, "light decoder")
     if not all(torch.equal(v, before[k]) for k, v in light.encoder.state_dict().items()):

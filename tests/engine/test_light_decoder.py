@@ -84,8 +84,11 @@ def test_a_decoder_with_another_z_dim_is_refused_at_load(tiny_diffusers, tmp_pat
     from pusa.training.tiny import make_vae
 
     make_vae(0, 8, z_dim=8).save_pretrained(str(tmp_path / "z8"), safe_serialization=True)
+    loaded: list[str] = []
     with pytest.raises(ModelLoadError, match="z_dim"):
-        PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", decoder=tmp_path / "z8")
+        PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", decoder=tmp_path / "z8",
+                                     on_progress=lambda name, status: loaded.append(name))
+    assert loaded == ["vae"]  # refused before the text encoder and the DiT (minutes with real weights)
     with pytest.raises(ModelInputError, match="decoder: .*does not exist"):
         PusaPipeline.from_pretrained(tiny_diffusers, device="cpu", decoder=tmp_path / "missing")
 
