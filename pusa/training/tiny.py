@@ -241,6 +241,7 @@ def _vae_step(vae, bank: np.ndarray, rng: np.random.Generator, opt, params, *, b
     xb = _crops(bank, rng, batch, frames, crop)
     if distill is not None:
         xb = torch.cat([xb, _crops(distill.bank, rng, distill.batch, frames, crop)])
+    xb = xb.to(next(vae.parameters()).device)  # the banks stay in host memory; the VAE may be on a GPU
     with torch.set_grad_enabled(encoder):
         post = vae.encode(xb).latent_dist
     if posterior == "sample":
@@ -309,15 +310,21 @@ def _black_bank(rng: np.random.Generator, n: int, frames: int = FRAMES) -> np.nd
 
 
 def _run_phases(vae, phases: tuple[dict, ...], seed: int, phase_steps: tuple[int, ...] | None, what: str,
-                teacher=None, teacher_bank: np.ndarray | None = None) -> None:
-    """Every phase in order; the teacher (with its clips) joins the phases whose ``teacher`` key is not False."""
+                teacher=None, teacher_bank: np.ndarray | None = None, bank: np.ndarray | None = None,
+                pictures: np.ndarray | None = None) -> None:
+    """Every phase in order; the teacher (with its clips) joins the phases whose ``teacher`` key is not False.
+    ``bank`` (clips) and ``pictures`` (single frames), laid out as :func:`_clip_bank` does, replace
+    the procedural ones (a light decoder trained on a user's own videos)."""
     if phase_steps is not None and len(phase_steps) != len(phases):
         raise ValueError(f"phase_steps: expected {len(phases)} numbers, got {len(phase_steps)}")
     steps = phase_steps if phase_steps is not None else tuple(p["steps"] for p in phases)
     samples = {single: sum(n * p["batch"] for n, p in zip(steps, phases) if (p["frames"] == 1) == single)
                for single in (True, False)}  # a short run renders no more than it can sample
-    bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, samples[False])))
-    pictures = _clip_bank(np.random.default_rng(seed + 8), max(1, min(VAE_BANK_PICTURES, samples[True])), frames=1)
+    if bank is None:
+        bank = _clip_bank(np.random.default_rng(seed + 7), max(1, min(VAE_BANK_CLIPS, samples[False])))
+    if pictures is None:
+        pictures = _clip_bank(np.random.default_rng(seed + 8), max(1, min(VAE_BANK_PICTURES, samples[True])),
+                              frames=1)
     for i, phase in enumerate(phases):
         kwargs = {k: v for k, v in phase.items() if k not in ("seed_offset", "teacher")}
         kwargs["steps"] = steps[i]
