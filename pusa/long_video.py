@@ -110,7 +110,8 @@ def _chain(pipe: "PusaPipeline", s: GenerationSettings, images: list, frames_in:
     timings["total"] = time.perf_counter() - started
     chunks = _decode_stream(pipe, latents, report, head, skip, timings)
     result = GenerationResult(frames=None, settings=s, timings=timings, model=pipe.label, loras=pipe.lora_paths,
-                              experts=experts, latents=latents, chunks=chunks, stats=stats)
+                              experts=experts, latents=latents, chunks=chunks, stats=stats,
+                              decoder=getattr(pipe, "decoder_name", ""))
     result.windows = [w.describe(family, pixel_offset) for w in plan]
     return result
 

@@ -78,6 +78,7 @@ class PusaPipeline:
 
     speed: SpeedOptions = SpeedOptions()
     extra_lora_loaded = False  # an --extra-lora for every expert (what a distillation preset needs)
+    decoder_name = ""  # the --decoder's folder or file name (a seed gives other pixels through it)
 
     def __init__(self, layout: ModelLayout, transformers: list[torch.nn.Module], vae: torch.nn.Module,
                  text_encoder: torch.nn.Module, tokenizer: Any, device: torch.device, dtype: torch.dtype,
@@ -175,6 +176,7 @@ class PusaPipeline:
                    torch.device("cpu") if text_encoder_on_cpu else dev, family, max_pixel_frames, light)
         pipe.speed = speed
         pipe.extra_lora_loaded = extra_lora is not None and (not layout.is_wan22 or extra_lora_low is not None)
+        pipe.decoder_name = Path(decoder).name if light is not None else ""
         log.info("loaded %s (%s, %s) on %s/%s with %d LoRA file(s)%s", layout.label, layout.kind, family.name, dev, dt,
                  len(paths), f", decoding with {decoder} (decoder base_dim {decoder_width(light)})" if light else "")
         return pipe
@@ -342,7 +344,7 @@ class PusaPipeline:
         timings["total"] = time.perf_counter() - started
         return GenerationResult(frames=frames, settings=s, timings=timings, model=self.label, loras=self.lora_paths,
                                 experts=model.experts, latents=latents.cpu() if return_latents else None,
-                                stats=model.stats)
+                                stats=model.stats, decoder=self.decoder_name)
 
 
 def loaded_family(layout: ModelLayout, vae: torch.nn.Module, transformer: torch.nn.Module) -> ModelFamily:

@@ -52,6 +52,7 @@ class GenerationResult:
     windows: list[dict[str, Any]] = field(default_factory=list)  # the long-video plan, one record per window
     output_frames: int | None = None  # frames written, when not settings.frames (an extension)
     stats: dict[str, int] = field(default_factory=lambda: {"forwards": 0, "skipped": 0})  # DiT forwards
+    decoder: str = ""  # the --decoder's folder or file name when a light decoder made the pixels; "": the model's VAE
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """The frames as ``(t, H, W, 3)`` chunks; a stream can be read once."""
@@ -78,9 +79,9 @@ class GenerationResult:
         return int(self.settings.seed)
 
     def metadata(self) -> dict[str, Any]:
-        """The sidecar JSON: settings, seed, model label and LoRA file names (never server paths)."""
+        """The sidecar JSON: settings, seed, model label, LoRA and light decoder names (never server paths)."""
         return {"settings": self.settings.to_public_dict(), "seed": self.seed, "model": self.model,
                 "loras": [Path(p).name for p in self.loras],
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "generator": "pusa",
                 "windows": self.windows, "frames": self.output_frames or self.settings.frames,
-                "stats": dict(self.stats)}
+                "stats": dict(self.stats), "decoder": self.decoder or None}

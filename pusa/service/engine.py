@@ -60,6 +60,7 @@ class PipelineEngine:
         self.preset: str = pipe.speed.preset if hasattr(pipe, "speed") else "none"
         # file names only (a job's record reaches clients; server paths never do)
         self.lora_names: list[str] = [Path(p).name for p in getattr(pipe, "lora_paths", None) or []]
+        self.decoder_name: str = getattr(pipe, "decoder_name", "")  # a --decoder's name, never its path
 
     def validate(self, settings: GenerationSettings, n_images: int, has_video: bool) -> GenerationSettings:
         return self.pipe.validate(settings, n_images, has_video)
@@ -231,6 +232,7 @@ class ModelHost:
             out["wan22"] = self.engine.is_wan22
             out["presets"] = list(getattr(self.engine, "presets", ["none"]))  # what a job may choose
             out["preset"] = getattr(self.engine, "preset", "none")  # what a job that chooses none gets
+            out["decoder"] = getattr(self.engine, "decoder_name", "") or None  # a light decoder makes the pixels
         if self.started_at:
             out["load_seconds"] = round((self.ready_at or time.time()) - self.started_at, 2)
         return out

@@ -3,6 +3,8 @@ formats, checked against the model, and used by the engine for decoding only."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +129,9 @@ def test_the_engine_decodes_with_the_light_decoder_and_encodes_with_the_model(ti
                                                             "size": "64x48", "frames": 5}))
     assert result.frames.shape == plain_result.frames.shape == (5, 48, 64, 3)
     assert np.abs(result.frames.astype(int) - plain_result.frames.astype(int)).mean() > 1.0
+    # the sidecar says which decoder made the pixels (its name, never the server's path)
+    assert result.metadata()["decoder"] == light_folder.name and plain_result.metadata()["decoder"] is None
+    assert str(light_folder.parent) not in json.dumps(result.metadata())
 
 
 def test_generate_takes_decoder_from_the_command_line(capsys, tiny_diffusers, light_folder, tmp_path):

@@ -255,3 +255,24 @@ def test_a_light_decoder_stays_with_the_startup_model(shelf: Path, tiny_model: P
     switcher.switch("startup", "pusa_tiny.safetensors")
     switcher.switch("startup")
     assert [o["decoder"] for o in loaded] == [None, str(tmp_path / "light"), str(tmp_path / "light")]
+
+
+def test_health_and_the_sidecar_name_the_light_decoder(tiny_model: Path, tmp_path: Path) -> None:
+    """A server started with ``--decoder`` says so: its pixels are the light decoder's, not the model's."""
+    import torch
+
+    from pusa.light_decoder import narrow_vae
+    from pusa.loading.components import load_vae
+
+    narrow_vae(load_vae(tiny_model / "vae", torch.float32), 0.5).save_pretrained(str(tmp_path / "tiny-light"))
+    config = make_config(tmp_path / "data", tiny_model)
+    config.engine_options["decoder"] = str(tmp_path / "tiny-light")
+    app = create_app(config, studio=False)
+    with TestClient(app) as c:
+        assert app.service.wait_for_model(60) and app.service.model_ready
+        health = c.get("/api/health").json()
+        assert health["model"]["decoder"] == "tiny-light" and str(tmp_path) not in json.dumps(health)
+        job = run_job(c)
+        assert job["status"] == "succeeded", job
+        sidecar = next((tmp_path / "data").rglob("*.json"), None)
+        assert sidecar is not None and json.loads(sidecar.read_text())["decoder"] == "tiny-light"
