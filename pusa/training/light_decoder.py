@@ -17,7 +17,7 @@ One video in ten (at least one) is held out and measured, never trained on.
 Usage::
 
     python -m pusa.training.light_decoder --out runs/pusa-tiny-light            # bundled model, width 0.5
-    pusa generate --decoder runs/pusa-tiny-light --prompt "a red ball"
+    pusa generate t2v --decoder runs/pusa-tiny-light --prompt "a red ball"
     python -m pusa.training.light_decoder --model /models/Wan2.1-T2V-14B --videos clips/ --device cuda \
         --out /models/wan21-light-decoder
 
