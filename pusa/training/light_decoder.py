@@ -162,13 +162,34 @@ def save_light_decoder(light, out: Path, report: dict) -> None:
     tmp.rename(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _train(a: argparse.Namespace) -> int:
+    """The command's work, run under :func:`pusa.cli_options.run_handler` (its exit codes and messages)."""
     from pusa.cli_options import resolve_model_dir
-    from pusa.errors import InputError, PusaError
     from pusa.light_decoder import decoder_width
     from pusa.loading.components import load_vae
     from pusa.loading.devices import resolve_device
     from pusa.loading.layout import detect_layout
+
+    device = resolve_device(a.device)
+    train, held = video_bank(a.videos, a.video_size, a.max_videos) if a.videos else (None, None)
+    model_vae = load_vae(detect_layout(resolve_model_dir(a.model)).vae, torch.float32).eval().to(device)
+    t0 = time.time()
+    light = train_light_decoder(model_vae, a.width, seed=a.seed, phase_steps=tuple(a.steps) if a.steps else None,
+                                clips=train)
+    report = {"model": str(resolve_model_dir(a.model)), "width": a.width,
+              "decoder_base_dim": {"model": decoder_width(model_vae), "light": decoder_width(light)},
+              "steps": a.steps or [x["steps"] for x in LIGHT_PHASES], "seed": a.seed,
+              "data": f"{len(train)} videos at {a.video_size}x{a.video_size}" if train is not None else "procedural scenes",
+              "device": str(device), "train_s": round(time.time() - t0, 1),
+              **quality_report(model_vae, light, seed=a.seed, pictures=a.eval_pictures, clips=a.eval_pictures,
+                               held_out_videos=held)}
+    save_light_decoder(light, Path(a.out).expanduser(), report)
+    print(json.dumps(report, indent=2))  # the command's result, as pusa eval prints its table
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pusa.cli_options import run_handler
 
     p = argparse.ArgumentParser(prog="python -m pusa.training.light_decoder", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="model folder (default: the bundled pusa-tiny)")
@@ -184,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-pictures", type=int, default=4, help="held-out pictures per kind and clips to measure")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
     a = p.parse_args(argv)
     if not 0 < a.width <= 1:
         p.error(f"--width: {a.width} is not allowed; expected a number in (0, 1], e.g. 0.5")
@@ -191,31 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--steps: give {len(LIGHT_PHASES)} numbers >= 0 (one per phase), got {a.steps}")
     if a.max_videos < 2:
         p.error(f"--max-videos: {a.max_videos} is not allowed; expected at least 2 (one is held out)")
-    out = Path(a.out).expanduser()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        device = resolve_device(a.device)
-        train, held = video_bank(a.videos, a.video_size, a.max_videos) if a.videos else (None, None)
-        model_vae = load_vae(detect_layout(resolve_model_dir(a.model)).vae, torch.float32).eval().to(device)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except PusaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    t0 = time.time()
-    light = train_light_decoder(model_vae, a.width, seed=a.seed, phase_steps=tuple(a.steps) if a.steps else None,
-                                clips=train)
-    report = {"model": str(resolve_model_dir(a.model)), "width": a.width,
-              "decoder_base_dim": {"model": decoder_width(model_vae), "light": decoder_width(light)},
-              "steps": a.steps or [x["steps"] for x in LIGHT_PHASES], "seed": a.seed,
-              "data": f"{len(train)} videos at {a.video_size}x{a.video_size}" if train is not None else "procedural scenes",
-              "device": str(device), "train_s": round(time.time() - t0, 1),
-              **quality_report(model_vae, light, seed=a.seed, pictures=a.eval_pictures, clips=a.eval_pictures,
-                               held_out_videos=held)}
-    save_light_decoder(light, out, report)
-    print(json.dumps(report, indent=2))
-    return 0
+    a.handler = _train
+    return run_handler(a)
 
 
 if __name__ == "__main__":
